@@ -1,0 +1,82 @@
+# cmdipc — entry points. The build itself is meson; this file installs what it needs
+# and runs it.
+#
+#   make deps    install the Debian packages below if any is missing
+#   make build   build/ (debugoptimized)
+#   make test    every test in build/ and in build-asan/ (ASan+UBSan); the last line
+#                printed is "tests: N passed, N failed, N skipped"
+#   make demo    run the multi-service example
+#   make bench   benchmarks in build-release/
+#   make format  clang-format the C sources
+#   make clean   remove the build directories
+
+SHELL := /bin/bash
+
+# Every Debian package any target needs. Later issues add: clang libclang-rt-14-dev
+# valgrind nats-server libnats-dev nodejs libzmq3-dev.
+DEB_PACKAGES := meson ninja-build pkg-config gcc libc6-dev make python3 \
+                libuv1-dev libjansson-dev libsodium-dev
+
+ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1 \
+            UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+            CMDIPC_TEST_TIMEOUT_MULTIPLIER=3
+
+FORMAT_DIRS := include lib transports test examples tools
+comma := ,
+
+# $(call configure,DIR,MESON OPTIONS): set up DIR unless it is already configured.
+configure = { [ -f $(1)/build.ninja ] || { rm -rf $(1) && meson setup $(1) $(2); }; }
+
+.PHONY: deps build test demo bench format clean
+
+# Installs the missing packages only (apt-get as root, through sudo otherwise).
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'ok installed' \
+	        || missing="$$missing $$p"; \
+	done; \
+	[ -z "$$missing" ] && exit 0; \
+	cmd="apt-get install -y --no-install-recommends$$missing"; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null; then sudo="sudo"; \
+	else echo "missing packages:$$missing; as root run: apt-get update && $$cmd" >&2; exit 1; fi; \
+	echo "installing:$$missing"; \
+	$$sudo apt-get update -q && $$sudo env DEBIAN_FRONTEND=noninteractive $$cmd
+
+# Configures build/ on first use, then compiles.
+build: deps
+	@$(call configure,build,--buildtype=debugoptimized)
+	meson compile -C build
+
+# Both builds are tested even if the first fails; a build that does not compile
+# leaves no testlog, which test-summary counts as a failure.
+test: deps
+	@rc=0; \
+	rm -f build/meson-logs/testlog.json build-asan/meson-logs/testlog.json; \
+	{ $(call configure,build,--buildtype=debugoptimized) && meson compile -C build \
+	    && meson test -C build --print-errorlogs; } || rc=1; \
+	{ $(call configure,build-asan,-Db_sanitize=address$(comma)undefined -Db_lundef=false) \
+	    && meson compile -C build-asan \
+	    && $(ASAN_ENV) meson test -C build-asan --print-errorlogs --timeout-multiplier 3; \
+	} || rc=1; \
+	scripts/test-summary build/meson-logs/testlog.json build-asan/meson-logs/testlog.json \
+	    || rc=1; \
+	exit $$rc
+
+# Runs the example with several services (built by `make build`).
+demo: build
+	build/examples/multi-service
+
+# Placeholder: runs the benchmarks registered with benchmark() in a release build.
+bench: deps
+	@$(call configure,build-release,--buildtype=release -Dbenchmarks=true)
+	meson compile -C build-release
+	meson test -C build-release --benchmark --verbose
+
+format:
+	@files=$$(find $(FORMAT_DIRS) -name '*.[ch]' 2>/dev/null); \
+	[ -z "$$files" ] || clang-format -i $$files
+
+clean:
+	rm -rf build build-asan build-release

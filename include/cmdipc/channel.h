@@ -1,0 +1,226 @@
+/* cmdipc — the channel interface, the message struct and its codec.
+ *
+ * This header is for people writing transports. A transport moves messages
+ * between two registries; the registry (lib/) does everything protocol-level.
+ *
+ * A channel is created by its transport with cmdipc_channel_new() and an ops
+ * table, then attached to a registry with cmdipc_registry_attach(). From then
+ * on the registry owns it:
+ * - the registry calls ops->send() for every outbound message,
+ *   ops->pause_reading() for backpressure and ops->close() to close it;
+ * - the transport calls cmdipc_channel_deliver() (a message struct) or
+ *   cmdipc_channel_deliver_line() (one line of JSON text) for every inbound
+ *   message, and cmdipc_channel_closed() exactly once when the channel is
+ *   closed for good (peer gone, error, or after ops->close());
+ * - after cmdipc_channel_closed() the registry calls ops->free() once, from
+ *   a later loop iteration, and frees the channel.
+ * All of this happens on the registry's loop thread.
+ */
+#ifndef CMDIPC_CHANNEL_H
+#define CMDIPC_CHANNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "cmdipc/errno.h"
+#include "cmdipc/registry.h"
+#include "cmdipc/version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------
+ * Messages
+ *
+ * A message is a small struct holding the envelope fields routing needs plus
+ * a payload held as a json_t or as the exact JSON text it arrived in,
+ * converted lazily. A forwarded payload is re-emitted byte for byte.
+ */
+
+typedef struct cmdipc_msg_s cmdipc_msg_t;
+
+typedef enum {
+    CMDIPC_MSG_REGISTER_REQUEST = 1, /* "register.command.request" */
+    CMDIPC_MSG_REGISTER_RESPONSE,    /* "register.command.response" */
+    CMDIPC_MSG_LIST_REQUEST,         /* "list.commands.request" */
+    CMDIPC_MSG_LIST_RESPONSE,        /* "list.commands.response" */
+    CMDIPC_MSG_EXECUTE_REQUEST,      /* "execute.command.request" */
+    CMDIPC_MSG_EXECUTE_RESPONSE,     /* "execute.command.response" */
+    CMDIPC_MSG_EVENT                 /* "event" */
+} cmdipc_msg_type_t;
+
+/* The wire name of a type ("event", ...), or NULL. */
+CMDIPC_EXTERN const char *cmdipc_msg_type_name(cmdipc_msg_type_t type);
+
+CMDIPC_EXTERN cmdipc_msg_type_t cmdipc_msg_type(const cmdipc_msg_t *m);
+/* "id"; never NULL. */
+CMDIPC_EXTERN const char *cmdipc_msg_id(const cmdipc_msg_t *m);
+/* "thid" of responses; NULL for other types. */
+CMDIPC_EXTERN const char *cmdipc_msg_thid(const cmdipc_msg_t *m);
+/* commandId (execute request), eventId (event), command.id (register
+ * request); NULL for other types. */
+CMDIPC_EXTERN const char *cmdipc_msg_name(const cmdipc_msg_t *m);
+/* Responses: 0 for ok:true, else the status of the error (CMDIPC_ENOTFOUND...
+ * for execute responses, CMDIPC_EDUPLICATE for register responses). */
+CMDIPC_EXTERN int cmdipc_msg_status(const cmdipc_msg_t *m);
+/* The error message of a failed execute response ("" if the peer sent
+ * none); NULL otherwise. */
+CMDIPC_EXTERN const char *cmdipc_msg_error_message(const cmdipc_msg_t *m);
+/* The payload (request, result or payload) as a json_t, parsed on first use;
+ * borrowed, valid while the message lives. NULL when absent (or if the text
+ * could not be parsed, which validation rules out). For a register request,
+ * the command's schema; for a list response, the commands array. */
+CMDIPC_EXTERN json_t *cmdipc_msg_payload(cmdipc_msg_t *m);
+
+CMDIPC_EXTERN void cmdipc_msg_free(cmdipc_msg_t *m);
+
+/* Limits applied to untrusted input. */
+#define CMDIPC_LIMITS_VERSION 1
+typedef struct cmdipc_limits_s {
+    unsigned version;      /* CMDIPC_LIMITS_VERSION */
+    size_t max_line;       /* bytes per message, newline included; default 1 MiB */
+    unsigned max_depth;    /* nesting of arrays and objects; default 64 (at most 512) */
+    size_t max_containers; /* arrays and objects per message; default 65536 */
+} cmdipc_limits_t;
+
+CMDIPC_EXTERN void cmdipc_limits_init(cmdipc_limits_t *lim);
+
+/* Details of a rejected line. */
+typedef struct cmdipc_decode_error_s {
+    int status;            /* CMDIPC_EBADJSON, CMDIPC_EJSONDEPTH, ... */
+    size_t position;       /* byte offset of the problem, when known */
+    char text[120];        /* human-readable reason */
+    /* When the line is an execute request whose id could still be read, that
+     * id (so the sender can be answered invalid_request); else "" */
+    char execute_id[160];
+} cmdipc_decode_error_t;
+
+/* Decodes one message from len bytes of JSON (no trailing newline needed; a
+ * single trailing "\n" or "\r\n" is ignored). lim may be NULL (defaults).
+ * Validates per spec-v1: JSON within the limits, UTF-8, no duplicate keys,
+ * no NUL, an object with a known type and its required envelope fields.
+ * Returns 0 and *out, or a status (details in *err when not NULL). */
+CMDIPC_EXTERN int cmdipc_msg_decode(const char *buf, size_t len, const cmdipc_limits_t *lim,
+                                    cmdipc_msg_t **out, cmdipc_decode_error_t *err);
+
+/* Encodes m as compact JSON text without a newline. Returns a buffer to free
+ * with cmdipc_free(), its length in *len; NULL on allocation failure. */
+CMDIPC_EXTERN char *cmdipc_msg_encode(const cmdipc_msg_t *m, size_t *len);
+
+/* Frees memory returned by cmdipc functions documented to need it. */
+CMDIPC_EXTERN void cmdipc_free(void *p);
+
+/* ---------------------------------------------------------------------------
+ * Channels
+ */
+
+#define CMDIPC_CHANNEL_OPS_VERSION 1
+
+typedef struct cmdipc_channel_ops_s {
+    unsigned version; /* CMDIPC_CHANNEL_OPS_VERSION */
+    /* Called by cmdipc_registry_attach() on the registry's loop thread before
+     * anything else; the transport binds its handles to loop there. May be
+     * NULL. A non-zero return makes the attach fail with that status. */
+    int (*start)(cmdipc_channel_t *ch, uv_loop_t *loop);
+    /* Queues one message. The channel takes ownership of msg in every case.
+     * Returns 0, CMDIPC_EOVERLOAD when its queue cannot take it (the registry
+     * then applies its rules: the caller gets the error, or the channel is
+     * closed as a slow consumer), or CMDIPC_ECLOSED. Must not call back into
+     * the registry. */
+    int (*send)(cmdipc_channel_t *ch, cmdipc_msg_t *msg);
+    /* Stop (pause = 1) or resume (0) delivering inbound messages. May be
+     * NULL (no backpressure). */
+    void (*pause_reading)(cmdipc_channel_t *ch, int pause);
+    /* Close. graceful: flush what is queued first. The transport stops
+     * delivering and calls cmdipc_channel_closed() once, later (never from
+     * inside close). Never called twice, nor after the transport reported
+     * closed. */
+    void (*close)(cmdipc_channel_t *ch, int graceful);
+    /* Release the transport's state. Called once, after closed was reported
+     * (or by cmdipc_channel_free() for a channel never attached). */
+    void (*free)(cmdipc_channel_t *ch);
+} cmdipc_channel_ops_t;
+
+/* Creates a channel named id (copied; non-empty) with the transport's ops
+ * (must outlive the channel) and private state impl. */
+CMDIPC_EXTERN int cmdipc_channel_new(const char *id, const cmdipc_channel_ops_t *ops,
+                                     void *impl, cmdipc_channel_t **out) CMDIPC_WUR;
+
+/* Frees a channel that was never attached (or whose attach failed). */
+CMDIPC_EXTERN void cmdipc_channel_free(cmdipc_channel_t *ch);
+
+CMDIPC_EXTERN const char *cmdipc_channel_id(const cmdipc_channel_t *ch);
+CMDIPC_EXTERN void *cmdipc_channel_impl(const cmdipc_channel_t *ch);
+/* The registry the channel is attached to, or NULL. */
+CMDIPC_EXTERN cmdipc_registry_t *cmdipc_channel_registry(const cmdipc_channel_t *ch);
+CMDIPC_EXTERN void *cmdipc_channel_get_data(const cmdipc_channel_t *ch);
+CMDIPC_EXTERN void cmdipc_channel_set_data(cmdipc_channel_t *ch, void *data);
+/* Limits used by cmdipc_channel_deliver_line() (copied). */
+CMDIPC_EXTERN void cmdipc_channel_set_limits(cmdipc_channel_t *ch, const cmdipc_limits_t *lim);
+
+/* Attaches ch to r. The registry sends its list.commands.request on it at
+ * once; when ch's id is the router channel, it then escalates its commands.
+ * Returns 0 (r owns ch from now on), UV_EEXIST (a channel with that id is
+ * attached: ch stays the caller's), UV_EBUSY (ch is attached elsewhere),
+ * CMDIPC_ECLOSED, or the status of ops->start(). */
+CMDIPC_EXTERN int cmdipc_registry_attach(cmdipc_registry_t *r, cmdipc_channel_t *ch);
+
+/* The attached channel named id, or NULL. */
+CMDIPC_EXTERN cmdipc_channel_t *cmdipc_registry_channel(cmdipc_registry_t *r, const char *id);
+
+/* Closes an attached channel gracefully (queued messages are flushed).
+ * Pending calls through it fail with CMDIPC_EDISCONNECTED. Returns
+ * UV_EINVAL if ch is not attached, UV_EALREADY if it is already closing. */
+CMDIPC_EXTERN int cmdipc_channel_close(cmdipc_channel_t *ch);
+
+/* Transport -> registry: one inbound message (ownership passes to the
+ * registry). Ignored (and freed) once the channel is closing. */
+CMDIPC_EXTERN void cmdipc_channel_deliver(cmdipc_channel_t *ch, cmdipc_msg_t *msg);
+
+/* Transport -> registry: one inbound line of JSON text (the trailing newline
+ * may be included or not). The registry decodes it with the channel's limits;
+ * a rejected line is dropped, counted and logged, and an execute request whose
+ * id can be read is answered invalid_request. */
+CMDIPC_EXTERN void cmdipc_channel_deliver_line(cmdipc_channel_t *ch, const char *line,
+                                               size_t len);
+
+/* Transport -> registry: one inbound line was rejected by the transport
+ * itself (status says why). Counted and logged like a bad line. */
+CMDIPC_EXTERN void cmdipc_channel_reject(cmdipc_channel_t *ch, int status, const char *why);
+
+/* Transport -> registry: the channel is closed for good (status 0 after an
+ * ops->close(), else the reason: UV_EOF, a transport error, a limit). Call it
+ * once. The registry fails what was pending on the channel and later calls
+ * ops->free(). */
+CMDIPC_EXTERN void cmdipc_channel_closed(cmdipc_channel_t *ch, int status);
+
+/* ---------------------------------------------------------------------------
+ * Resources: listeners, dialers and other transport objects tied to a
+ * registry, so that closing the registry closes them without lib/ knowing
+ * any transport.
+ */
+
+typedef struct cmdipc_resource_s cmdipc_resource_t;
+
+typedef struct cmdipc_resource_ops_s {
+    /* Close the resource. It calls cmdipc_resource_closed() when done (may be
+     * later). */
+    void (*close)(cmdipc_resource_t *res);
+} cmdipc_resource_ops_t;
+
+/* Ties a resource to r. Returns 0, CMDIPC_ECLOSED, UV_ENOMEM. */
+CMDIPC_EXTERN int cmdipc_resource_add(cmdipc_registry_t *r, const cmdipc_resource_ops_t *ops,
+                                      void *impl, cmdipc_resource_t **out);
+CMDIPC_EXTERN void *cmdipc_resource_impl(const cmdipc_resource_t *res);
+/* The resource finished closing (on its own or because the registry asked);
+ * the registry forgets and frees it. */
+CMDIPC_EXTERN void cmdipc_resource_closed(cmdipc_resource_t *res);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CMDIPC_CHANNEL_H */

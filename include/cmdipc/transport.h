@@ -1,0 +1,137 @@
+/* cmdipc — transports: in-memory pairs, listening and connecting by URL.
+ *
+ * Addresses are URLs, one form for every transport:
+ *   inproc://name           a memory channel between loops of this process
+ *   unix:///path/cmd.sock   (see the stream transports)
+ *   tcp://127.0.0.1:7400
+ *   stdio://                this process's stdin/stdout
+ */
+#ifndef CMDIPC_TRANSPORT_H
+#define CMDIPC_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "cmdipc/channel.h"
+#include "cmdipc/registry.h"
+#include "cmdipc/version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------
+ * In-memory channel pairs
+ *
+ * Two ends linked by two bounded queues under a mutex, each end woken by its
+ * own uv_async. The ends may live on one loop or on two loops on two threads;
+ * messages cross as structs (no text). A direct send into a full queue fails
+ * with CMDIPC_EOVERLOAD; a forward or broadcast into it closes the channel as
+ * a slow consumer. Closing an end lets the peer drain what was already queued
+ * before it sees the close.
+ */
+
+#define CMDIPC_MEMORY_OPTS_VERSION 1
+typedef struct cmdipc_memory_opts_s {
+    unsigned version; /* CMDIPC_MEMORY_OPTS_VERSION */
+    size_t queue_max; /* messages per direction; default 10000 */
+} cmdipc_memory_opts_t;
+
+CMDIPC_EXTERN void cmdipc_memory_opts_init(cmdipc_memory_opts_t *opts);
+
+/* Creates a linked pair. End a carries id_a, end b id_b: the registry that
+ * attaches a knows the link as id_a (usually the name of the peer on the
+ * other end). Attach each end from the thread of the loop that will own it;
+ * an end never attached is freed with cmdipc_channel_free(). */
+CMDIPC_EXTERN int cmdipc_memory_pair(const char *id_a, const char *id_b, cmdipc_channel_t **a,
+                                     cmdipc_channel_t **b) CMDIPC_WUR;
+CMDIPC_EXTERN int cmdipc_memory_pair_ex(const char *id_a, const char *id_b,
+                                        const cmdipc_memory_opts_t *opts, cmdipc_channel_t **a,
+                                        cmdipc_channel_t **b) CMDIPC_WUR;
+
+/* ---------------------------------------------------------------------------
+ * Listening and connecting by URL
+ */
+
+typedef struct cmdipc_listener_s cmdipc_listener_t;
+
+/* What is known of a connecting peer. */
+typedef struct cmdipc_peer_info_s {
+    const char *url;    /* the listener's address */
+    const char *remote; /* the peer's address when known ("" otherwise) */
+    int has_creds;      /* 1 when uid/gid/pid are known (Unix sockets) */
+    uint32_t uid, gid;
+    int32_t pid;
+} cmdipc_peer_info_t;
+
+/* Called for each new connection before it becomes a channel. Return 0 to
+ * accept it (optionally writing a channel id, NUL-terminated, into name; left
+ * empty the listener names it <prefix><n>), or a negative status to refuse
+ * it (the connection is closed). */
+typedef int (*cmdipc_accept_cb)(cmdipc_listener_t *l, const cmdipc_peer_info_t *peer,
+                                char *name, size_t name_size, void *data);
+
+#define CMDIPC_LISTEN_OPTS_VERSION 1
+typedef struct cmdipc_listen_opts_s {
+    unsigned version;      /* CMDIPC_LISTEN_OPTS_VERSION */
+    const char *id_prefix; /* accepted channels are named <prefix><n>; default "conn-" */
+    cmdipc_accept_cb accept_cb; /* NULL: accept everyone the policy allows */
+    void *accept_data;
+    unsigned max_connections; /* default 1024 */
+    cmdipc_limits_t limits;   /* per message; see cmdipc_limits_init() */
+    size_t max_send_queue;    /* bytes queued per connection; default 8 MiB */
+    /* Unix sockets: file mode (default 0600), and whether to accept only
+     * peers running as this process's uid or one of allowed_uids. */
+    unsigned mode;
+    int same_uid_only;
+    const uint32_t *allowed_uids;
+    size_t n_allowed_uids;
+} cmdipc_listen_opts_t;
+
+CMDIPC_EXTERN void cmdipc_listen_opts_init(cmdipc_listen_opts_t *opts);
+
+/* Listens on url; each accepted connection becomes a channel attached to r.
+ * opts may be NULL. The listener is closed with the registry, or earlier with
+ * cmdipc_listener_close(). Returns 0, UV_EINVAL (bad URL), UV_EADDRINUSE
+ * (inproc name taken, or a live socket), UV_EAFNOSUPPORT (unknown scheme),
+ * CMDIPC_ECLOSED, or a libuv status. */
+CMDIPC_EXTERN int cmdipc_listen(cmdipc_registry_t *r, const char *url,
+                                const cmdipc_listen_opts_t *opts, cmdipc_listener_t **out);
+
+/* Stops listening; channels already accepted stay. */
+CMDIPC_EXTERN void cmdipc_listener_close(cmdipc_listener_t *l);
+
+/* The address actually listened on (with the chosen port for tcp://...:0),
+ * written into buf. Returns 0 or UV_ENOBUFS. */
+CMDIPC_EXTERN int cmdipc_listener_url(const cmdipc_listener_t *l, char *buf, size_t size);
+CMDIPC_EXTERN cmdipc_registry_t *cmdipc_listener_registry(const cmdipc_listener_t *l);
+
+#define CMDIPC_CONNECT_OPTS_VERSION 1
+typedef struct cmdipc_connect_opts_s {
+    unsigned version; /* CMDIPC_CONNECT_OPTS_VERSION */
+    cmdipc_limits_t limits;
+    size_t max_send_queue; /* default 8 MiB */
+    /* Reconnect with exponential backoff and jitter after the connection
+     * drops or fails: default on for stream transports. */
+    int reconnect;
+    uint64_t reconnect_min_ms; /* default 100 */
+    uint64_t reconnect_max_ms; /* default 30000 */
+    unsigned jitter_pct;       /* default 20 (+-20 %) */
+} cmdipc_connect_opts_t;
+
+CMDIPC_EXTERN void cmdipc_connect_opts_init(cmdipc_connect_opts_t *opts);
+
+/* Connects r to url; the link becomes a channel named channel_id (typically
+ * the registry's router channel), attached to r. opts may be NULL. *out (may
+ * be NULL) receives the channel.
+ * Returns 0, UV_EINVAL, UV_ECONNREFUSED (inproc name not listened on),
+ * UV_EEXIST (channel_id taken), UV_EAFNOSUPPORT, CMDIPC_ECLOSED. */
+CMDIPC_EXTERN int cmdipc_connect(cmdipc_registry_t *r, const char *url, const char *channel_id,
+                                 const cmdipc_connect_opts_t *opts, cmdipc_channel_t **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CMDIPC_TRANSPORT_H */

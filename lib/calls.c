@@ -1,0 +1,377 @@
+/* cmdipc — calls: outbound executes (cmdipc_req_t, the future) and inbound
+ * calls served by local handlers (cmdipc_call_t). */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static char *xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    if (p != NULL)
+        memcpy(p, s, n);
+    return p;
+}
+
+/* ---------------------------------------------------------------------------
+ * Outbound requests. */
+
+static void req_free(cmdipc_req_t *req) {
+    json_decref(req->result);
+    free(req->message);
+    free(req->command_id);
+    free(req);
+}
+
+static void req_deliver_cb(cmdipc__deferred_t *d) {
+    cmdipc_req_t *req = cmdipc__container_of(d, cmdipc_req_t, deferred);
+    req->cb(req, req->status, req->status == 0 ? req->result : NULL,
+            req->status == 0 ? NULL : (req->message ? req->message : cmdipc_strerror(req->status)),
+            req->data);
+    req_free(req);
+}
+
+/* Records the outcome of req once and schedules its callback. Returns 0, or
+ * UV_EALREADY if it had completed already. */
+int cmdipc__req_complete(cmdipc_req_t *req, int status, json_t *result, const char *message) {
+    cmdipc_registry_t *r = req->reg;
+    if (req->done)
+        return UV_EALREADY;
+    req->done = 1;
+    cmdipc__queue_remove(&req->link);
+    cmdipc__deadline_cancel(r, &req->out.timer);
+    if (req->out.target != NULL) {
+        cmdipc__map_del(&req->out.target->out, &req->out.node);
+        req->out.target = NULL;
+    }
+    if (req->call != NULL) { /* the local handler's answer will be dropped */
+        req->call->req = NULL;
+        req->call = NULL;
+    }
+    req->status = status;
+    req->result = status == 0 ? json_incref(result) : NULL;
+    if (status != 0)
+        req->message = xstrdup(message ? message : cmdipc_strerror(status));
+    cmdipc__defer(r, &req->deferred);
+    return 0;
+}
+
+void cmdipc__req_timeout(cmdipc_req_t *req) {
+    char msg[128];
+    cmdipc_registry_t *r = req->reg;
+    snprintf(msg, sizeof(msg), "request %s timed out", req->id);
+    r->stats.timeouts++;
+    cmdipc__log(r, CMDIPC_LOG_INFO, "execute %s: %s", req->command_id, msg);
+    cmdipc__req_complete(req, CMDIPC_ETIMEDOUT, NULL, msg);
+}
+
+void cmdipc__reqs_cancel_all(cmdipc_registry_t *r) {
+    while (!cmdipc__queue_empty(&r->reqs)) {
+        cmdipc_req_t *req = cmdipc__container_of(r->reqs.next, cmdipc_req_t, link);
+        r->stats.canceled++;
+        cmdipc__req_complete(req, CMDIPC_ECANCELED, NULL, "registry closed");
+    }
+}
+
+void cmdipc_req_cancel(cmdipc_req_t *req) {
+    assert(req != NULL);
+    if (req == NULL || req->done)
+        return;
+    req->reg->stats.canceled++;
+    cmdipc__req_complete(req, CMDIPC_ECANCELED, NULL, "canceled");
+}
+
+const char *cmdipc_req_id(const cmdipc_req_t *req) { return req->id; }
+const char *cmdipc_req_command_id(const cmdipc_req_t *req) { return req->command_id; }
+cmdipc_registry_t *cmdipc_req_registry(const cmdipc_req_t *req) { return req->reg; }
+
+/* ---------------------------------------------------------------------------
+ * Inbound calls. */
+
+static void call_free(cmdipc_call_t *c) {
+    json_decref(c->request);
+    free(c->thid);
+    free(c->command_id);
+    free(c);
+}
+
+static void call_run_cb(cmdipc__deferred_t *d) {
+    cmdipc_call_t *c = cmdipc__container_of(d, cmdipc_call_t, deferred);
+    json_t *request = c->request;
+    c->request = NULL;
+    if (c->reg != NULL)
+        c->reg->stats.handled++;
+    /* The handler owns the call from here; request is borrowed for its
+     * duration. */
+    c->fn(c, request, c->fn_data);
+    json_decref(request);
+}
+
+static cmdipc_call_t *call_new(cmdipc_registry_t *r, const char *thid, cmdipc__cmd_t *cmd) {
+    cmdipc_call_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->reg = r;
+    c->thid = xstrdup(thid);
+    c->command_id = xstrdup(cmd->id);
+    c->fn = cmd->fn;
+    c->fn_data = cmd->data;
+    if (c->thid == NULL || c->command_id == NULL) {
+        call_free(c);
+        return NULL;
+    }
+    cmdipc__queue_init(&c->link);
+    return c;
+}
+
+/* An execute from origin for the local command cmd: runs the handler now
+ * (we are in a transport callback, not inside an API call). */
+void cmdipc__call_start(cmdipc_registry_t *r, cmdipc_channel_t *origin, cmdipc_msg_t *m,
+                        cmdipc__cmd_t *cmd) {
+    cmdipc_call_t *c = call_new(r, m->id, cmd);
+    if (c == NULL) {
+        cmdipc__reply_error(origin, m->id, CMDIPC_EINTERNAL, "out of memory");
+        cmdipc_msg_free(m);
+        return;
+    }
+    c->origin = origin;
+    cmdipc__queue_insert_tail(&origin->calls, &c->link);
+    cmdipc__in_flight_inc(origin);
+    r->stats.handled++;
+    json_t *request = cmdipc_msg_payload(m);
+    cmdipc_command_fn fn = c->fn;
+    void *fn_data = c->fn_data;
+    fn(c, request, fn_data);
+    cmdipc_msg_free(m);
+}
+
+/* Detaches every call of the list from its caller (their answers will be
+ * dropped) and keeps them on r->calls, so the registry can tell them it is
+ * gone when it is freed. */
+void cmdipc__calls_orphan(cmdipc_registry_t *r, cmdipc__queue_t *calls) {
+    cmdipc__queue_t tmp;
+    cmdipc__queue_init(&tmp);
+    cmdipc__queue_move(calls, &tmp);
+    while (!cmdipc__queue_empty(&tmp)) {
+        cmdipc_call_t *c = cmdipc__container_of(tmp.next, cmdipc_call_t, link);
+        cmdipc__queue_remove(&c->link);
+        c->origin = NULL;
+        if (c->req != NULL) {
+            c->req->call = NULL;
+            c->req = NULL;
+        }
+        cmdipc__queue_insert_tail(&r->calls, &c->link);
+    }
+}
+
+void cmdipc__reply_error(cmdipc_channel_t *ch, const char *thid, int status,
+                         const char *message) {
+    cmdipc_msg_t *m = cmdipc__msg_new(CMDIPC_MSG_EXECUTE_RESPONSE, NULL, thid, NULL,
+                                      message ? message : cmdipc_strerror(status), NULL);
+    if (m == NULL) {
+        cmdipc__channel_fail(ch, UV_ENOMEM);
+        return;
+    }
+    m->status = status;
+    cmdipc__send_or_fail(ch, m);
+}
+
+/* Common tail of reply and fail: delivers the answer where it is awaited. */
+static int call_answer(cmdipc_call_t *c, int status, json_t *result, const char *message) {
+    cmdipc_registry_t *r = c->reg;
+    if (r == NULL) { /* registry gone */
+        call_free(c);
+        return 0;
+    }
+    cmdipc__queue_remove(&c->link);
+    if (c->origin != NULL) {
+        cmdipc_channel_t *ch = c->origin;
+        cmdipc_msg_t *m = cmdipc__msg_new(CMDIPC_MSG_EXECUTE_RESPONSE, NULL, c->thid, NULL,
+                                          status ? message : NULL, NULL);
+        if (m == NULL) {
+            cmdipc__channel_fail(ch, UV_ENOMEM);
+        } else {
+            m->status = status;
+            if (status == 0 && result != NULL)
+                cmdipc__msg_set_json(m, result);
+            cmdipc__send_or_fail(ch, m);
+        }
+        cmdipc__in_flight_dec(ch);
+    } else if (c->req != NULL) {
+        cmdipc_req_t *req = c->req;
+        c->req = NULL;
+        req->call = NULL;
+        cmdipc__req_complete(req, status, result, message);
+    } else {
+        r->stats.dropped[CMDIPC_DROP_LATE_ANSWER]++;
+        cmdipc__log(r, CMDIPC_LOG_DEBUG, "call %s (%s) answered after its caller left",
+                    c->thid, c->command_id);
+    }
+    call_free(c);
+    return 0;
+}
+
+int cmdipc_call_reply(cmdipc_call_t *call, json_t *result) {
+    if (call == NULL)
+        return UV_EINVAL;
+    int rc = cmdipc__json_check(result, 64);
+    if (rc != 0) {
+        call_answer(call, CMDIPC_EINTERNAL, NULL,
+                    "handler result cannot be encoded (nested too deep or holding NUL)");
+        return UV_EINVAL;
+    }
+    return call_answer(call, 0, result, NULL);
+}
+
+int cmdipc_call_fail(cmdipc_call_t *call, int status, const char *message) {
+    if (call == NULL)
+        return UV_EINVAL;
+    const char *code = cmdipc_err_wire_code(status);
+    if (code == NULL || status == CMDIPC_EDUPLICATE)
+        status = CMDIPC_EINTERNAL;
+    int rc = 0;
+    if (message != NULL && !cmdipc__utf8_valid(message, strlen(message))) {
+        message = "handler error message is not valid UTF-8";
+        status = CMDIPC_EINTERNAL;
+        rc = UV_EINVAL;
+    }
+    call_answer(call, status, NULL, message ? message : cmdipc_strerror(status));
+    return rc;
+}
+
+const char *cmdipc_call_command_id(const cmdipc_call_t *c) { return c->command_id; }
+const char *cmdipc_call_request_id(const cmdipc_call_t *c) { return c->thid; }
+const char *cmdipc_call_channel_id(const cmdipc_call_t *c) {
+    return c->origin ? c->origin->id : NULL;
+}
+cmdipc_registry_t *cmdipc_call_registry(const cmdipc_call_t *c) { return c->reg; }
+int cmdipc_call_is_live(const cmdipc_call_t *c) {
+    return c->reg != NULL && !c->reg->closing && (c->origin != NULL || c->req != NULL);
+}
+
+/* ---------------------------------------------------------------------------
+ * Execute. */
+
+int cmdipc_registry_execute(cmdipc_registry_t *r, const char *command_id, json_t *request,
+                            const cmdipc_exec_opts_t *opts, cmdipc_response_cb cb, void *data,
+                            cmdipc_req_t **out) {
+    if (out != NULL)
+        *out = NULL;
+    if (r == NULL || cb == NULL || cmdipc__check_id(command_id) ||
+        cmdipc__json_check(request, 64) != 0 || (opts != NULL && opts->version == 0))
+        return UV_EINVAL;
+    if (r->closing)
+        return CMDIPC_ECLOSED;
+
+    uint64_t ttl = r->request_ttl_ms;
+    if (opts != NULL && opts->timeout_ms != CMDIPC_TIMEOUT_DEFAULT)
+        ttl = opts->timeout_ms;
+
+    /* Where does it go? */
+    cmdipc__cmd_t *cmd = cmdipc__cmd_find(r, command_id);
+    cmdipc_channel_t *target = NULL;
+    int immediate = 0;
+    const char *why = NULL;
+    char msg[200];
+    if (cmd != NULL && cmd->state == CMDIPC__CMD_LOCAL) {
+        /* served here */
+    } else if (cmd != NULL && cmd->state == CMDIPC__CMD_REMOTE) {
+        target = cmd->owner;
+    } else if (r->router_id != NULL) {
+        if (r->router != NULL) {
+            target = r->router;
+        } else {
+            immediate = CMDIPC_EDISCONNECTED;
+            snprintf(msg, sizeof(msg), "router channel %s is not connected", r->router_id);
+            why = msg;
+        }
+    } else {
+        immediate = CMDIPC_ENOTFOUND;
+        snprintf(msg, sizeof(msg), "command \"%.150s\" not found", command_id);
+        why = msg;
+    }
+    if (target != NULL && (target->failing || target->state != CMDIPC__CH_ATTACHED)) {
+        immediate = CMDIPC_EDISCONNECTED;
+        snprintf(msg, sizeof(msg), "channel %.150s is closing", target->id);
+        why = msg;
+        target = NULL;
+    }
+    if (target != NULL && r->max_out && target->out.count >= r->max_out) {
+        r->stats.overloads++;
+        return CMDIPC_EOVERLOAD;
+    }
+
+    cmdipc_req_t *req = calloc(1, sizeof(*req));
+    if (req == NULL)
+        return UV_ENOMEM;
+    req->reg = r;
+    req->cb = cb;
+    req->data = data;
+    req->command_id = xstrdup(command_id);
+    if (req->command_id == NULL) {
+        free(req);
+        return UV_ENOMEM;
+    }
+    req->out.timer.index = SIZE_MAX;
+    req->out.timer.kind = CMDIPC__T_EXEC;
+    req->deferred.fn = req_deliver_cb;
+    cmdipc__uuid4(req->id);
+    cmdipc__queue_insert_tail(&r->reqs, &req->link);
+    r->stats.executes++;
+
+    if (target != NULL) {
+        cmdipc_msg_t *m =
+            cmdipc__msg_new(CMDIPC_MSG_EXECUTE_REQUEST, req->id, NULL, command_id, NULL, NULL);
+        if (m == NULL) {
+            cmdipc__queue_remove(&req->link);
+            req_free(req);
+            return UV_ENOMEM;
+        }
+        cmdipc__msg_set_json(m, request);
+        /* The pending entry exists before the message leaves. */
+        req->out.target = target;
+        req->out.node.key = req->id;
+        cmdipc__map_put(&target->out, &req->out.node);
+        int rc = cmdipc__send(target, m);
+        if (rc == CMDIPC_ECLOSED) { /* the transport saw the link go first */
+            snprintf(msg, sizeof(msg), "channel %.150s disconnected", target->id);
+            cmdipc__req_complete(req, CMDIPC_EDISCONNECTED, NULL, msg);
+            if (out != NULL)
+                *out = req;
+            return 0;
+        }
+        if (rc != 0) {
+            cmdipc__map_del(&target->out, &req->out.node);
+            cmdipc__queue_remove(&req->link);
+            req_free(req);
+            if (rc == CMDIPC_EOVERLOAD)
+                r->stats.overloads++;
+            return rc;
+        }
+    } else if (immediate != 0) {
+        cmdipc__req_complete(req, immediate, NULL, why);
+        if (out != NULL)
+            *out = req;
+        return 0;
+    } else {
+        cmdipc_call_t *c = call_new(r, req->id, cmd);
+        if (c == NULL) {
+            cmdipc__queue_remove(&req->link);
+            req_free(req);
+            return UV_ENOMEM;
+        }
+        c->req = req;
+        c->request = json_incref(request);
+        req->call = c;
+        c->deferred.fn = call_run_cb;
+        cmdipc__queue_insert_tail(&r->calls, &c->link);
+        cmdipc__defer(r, &c->deferred);
+    }
+    if (ttl != 0)
+        cmdipc__deadline_arm(r, &req->out.timer, cmdipc__now(r) + ttl);
+    if (out != NULL)
+        *out = req;
+    return 0;
+}

@@ -1,0 +1,453 @@
+/* cmdipc — internal declarations shared by lib/ and transports/.
+ *
+ * Internal non-static names use the cmdipc__ prefix. Nothing here is
+ * installed or exported from the shared library. */
+#ifndef CMDIPC_INTERNAL_H
+#define CMDIPC_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cmdipc.h"
+#include "testing.h"
+
+#define cmdipc__container_of(ptr, type, member)                                        \
+    ((type *)((char *)(ptr) - offsetof(type, member)))
+
+#if defined(__GNUC__) || defined(__clang__)
+#define CMDIPC__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define CMDIPC__LIKELY(x)    __builtin_expect(!!(x), 1)
+#define CMDIPC__UNLIKELY(x)  __builtin_expect(!!(x), 0)
+#else
+#define CMDIPC__PRINTF(a, b)
+#define CMDIPC__LIKELY(x)   (x)
+#define CMDIPC__UNLIKELY(x) (x)
+#endif
+
+/* ---------------------------------------------------------------------------
+ * Intrusive doubly linked queue (the shape of libuv's src/queue.h). */
+
+typedef struct cmdipc__queue_s {
+    struct cmdipc__queue_s *next;
+    struct cmdipc__queue_s *prev;
+} cmdipc__queue_t;
+
+static inline void cmdipc__queue_init(cmdipc__queue_t *q) { q->next = q->prev = q; }
+static inline int cmdipc__queue_empty(const cmdipc__queue_t *q) { return q->next == q; }
+static inline void cmdipc__queue_insert_tail(cmdipc__queue_t *h, cmdipc__queue_t *q) {
+    q->next = h;
+    q->prev = h->prev;
+    h->prev->next = q;
+    h->prev = q;
+}
+static inline void cmdipc__queue_remove(cmdipc__queue_t *q) {
+    q->prev->next = q->next;
+    q->next->prev = q->prev;
+    q->next = q->prev = q;
+}
+/* Moves every element of from to the tail of to; from becomes empty. */
+static inline void cmdipc__queue_move(cmdipc__queue_t *from, cmdipc__queue_t *to) {
+    if (cmdipc__queue_empty(from))
+        return;
+    from->next->prev = to->prev;
+    to->prev->next = from->next;
+    from->prev->next = to;
+    to->prev = from->prev;
+    cmdipc__queue_init(from);
+}
+
+/* ---------------------------------------------------------------------------
+ * Growable byte buffer. */
+
+typedef struct cmdipc__buf_s {
+    char *data;
+    size_t len;
+    size_t cap;
+} cmdipc__buf_t;
+
+void cmdipc__buf_init(cmdipc__buf_t *b);
+void cmdipc__buf_free(cmdipc__buf_t *b);
+int cmdipc__buf_reserve(cmdipc__buf_t *b, size_t extra);
+int cmdipc__buf_put(cmdipc__buf_t *b, const void *p, size_t n);
+int cmdipc__buf_putc(cmdipc__buf_t *b, char c);
+int cmdipc__buf_puts(cmdipc__buf_t *b, const char *s);
+/* Appends s as a JSON string literal (quotes included). s must be valid
+ * UTF-8 without NUL (everything the library holds is). */
+int cmdipc__buf_put_jstr(cmdipc__buf_t *b, const char *s);
+/* Appends v as compact JSON. */
+int cmdipc__buf_put_json(cmdipc__buf_t *b, const json_t *v);
+
+/* ---------------------------------------------------------------------------
+ * String-keyed intrusive hash map. Keys are owned by the containing object
+ * and hashed with SipHash under a per-process random key. */
+
+typedef struct cmdipc__hnode_s {
+    struct cmdipc__hnode_s *next;
+    uint64_t hash;
+    const char *key;
+} cmdipc__hnode_t;
+
+typedef struct cmdipc__map_s {
+    cmdipc__hnode_t **buckets;
+    size_t mask; /* nbuckets - 1; 0 with buckets NULL before the first put */
+    size_t count;
+} cmdipc__map_t;
+
+void cmdipc__map_init(cmdipc__map_t *m);
+void cmdipc__map_free(cmdipc__map_t *m); /* frees the bucket array only */
+uint64_t cmdipc__hash(const char *key, size_t len);
+cmdipc__hnode_t *cmdipc__map_get(const cmdipc__map_t *m, const char *key);
+/* Inserts n (n->key set by the caller; no duplicate check). */
+int cmdipc__map_put(cmdipc__map_t *m, cmdipc__hnode_t *n);
+void cmdipc__map_del(cmdipc__map_t *m, cmdipc__hnode_t *n);
+
+/* Iteration that tolerates deleting the current node. */
+typedef struct cmdipc__map_iter_s {
+    const cmdipc__map_t *m;
+    size_t bucket;
+    cmdipc__hnode_t *next;
+} cmdipc__map_iter_t;
+void cmdipc__map_iter_init(cmdipc__map_iter_t *it, const cmdipc__map_t *m);
+cmdipc__hnode_t *cmdipc__map_iter_next(cmdipc__map_iter_t *it);
+
+/* ---------------------------------------------------------------------------
+ * Min-heap of deadlines. */
+
+typedef struct cmdipc__timer_s {
+    uint64_t deadline;
+    size_t index; /* position in the heap; SIZE_MAX when not queued */
+    uint8_t kind;
+} cmdipc__timer_t;
+
+typedef struct cmdipc__heap_s {
+    cmdipc__timer_t **v;
+    size_t n;
+    size_t cap;
+} cmdipc__heap_t;
+
+void cmdipc__heap_init(cmdipc__heap_t *h);
+void cmdipc__heap_free(cmdipc__heap_t *h);
+int cmdipc__heap_push(cmdipc__heap_t *h, cmdipc__timer_t *t);
+void cmdipc__heap_remove(cmdipc__heap_t *h, cmdipc__timer_t *t);
+static inline cmdipc__timer_t *cmdipc__heap_top(const cmdipc__heap_t *h) {
+    return h->n ? h->v[0] : NULL;
+}
+static inline int cmdipc__timer_queued(const cmdipc__timer_t *t) {
+    return t->index != SIZE_MAX;
+}
+
+/* ---------------------------------------------------------------------------
+ * Ids, JSON checks, UTF-8. */
+
+#define CMDIPC__UUID_LEN 36
+/* Writes a fresh lowercase UUIDv4 and a NUL into out[37]. Randomness comes
+ * from libsodium's CSPRNG through a per-thread buffer. */
+void cmdipc__uuid4(char out[CMDIPC__UUID_LEN + 1]);
+/* 1 if s is a UUID in RFC 4122 layout (version 1-5, variant 8/9/a/b). */
+int cmdipc__is_uuid(const char *s);
+
+/* Initializes libsodium and the hash key once per process. 0 or UV_EIO. */
+int cmdipc__global_init(void);
+
+/* 1 if the n bytes at s are valid UTF-8 without NUL. */
+int cmdipc__utf8_valid(const char *s, size_t n);
+/* 0 if s is a valid non-empty identifier (UTF-8, no NUL), else UV_EINVAL. */
+int cmdipc__check_id(const char *s);
+
+/* Checks a json_t the library is asked to emit: nesting at most max_depth,
+ * no NUL in strings or keys. Returns 0, CMDIPC_EJSONDEPTH or CMDIPC_EJSONNUL. */
+int cmdipc__json_check(const json_t *v, unsigned max_depth);
+
+/* Pre-scan of JSON text before jansson parses it: nesting depth, container
+ * count and raw NUL bytes. Returns 0 or CMDIPC_EJSONDEPTH / EJSONSIZE /
+ * EJSONNUL with *pos at the offending byte. */
+int cmdipc__json_prescan(const char *buf, size_t len, unsigned max_depth,
+                         size_t max_containers, size_t *pos);
+
+/* ---------------------------------------------------------------------------
+ * Messages. */
+
+typedef struct cmdipc__payload_s {
+    json_t *json; /* owned reference, or NULL */
+    char *text;   /* owned exact JSON text, or NULL */
+    size_t len;
+} cmdipc__payload_t;
+
+struct cmdipc_msg_s {
+    cmdipc_msg_t *next; /* free link for transports' queues */
+    uint8_t type;       /* cmdipc_msg_type_t */
+    int status;         /* responses: 0 or the error status */
+    const char *id;
+    const char *thid;
+    const char *name;        /* commandId / eventId / command.id */
+    const char *message;     /* execute response error message */
+    const char *description; /* register request */
+    json_t *root;            /* the decoded object the strings above point into */
+    cmdipc__payload_t body;  /* request / result / payload / schema / commands */
+    char idbuf[CMDIPC__UUID_LEN + 1];
+    char strings[]; /* strings of messages built locally */
+};
+
+/* Builds a message. id NULL: a fresh UUIDv4. The strings are copied. */
+cmdipc_msg_t *cmdipc__msg_new(cmdipc_msg_type_t type, const char *id, const char *thid,
+                              const char *name, const char *message,
+                              const char *description);
+/* Sets the body to v (a reference is taken). */
+void cmdipc__msg_set_json(cmdipc_msg_t *m, json_t *v);
+/* A copy of m with a fresh id (for re-sending a response), or NULL. */
+cmdipc_msg_t *cmdipc__msg_reid(const cmdipc_msg_t *m);
+/* A copy of m with the same id (one struct per destination), or NULL. */
+cmdipc_msg_t *cmdipc__msg_clone(const cmdipc_msg_t *m);
+/* Appends the encoding of m (no newline). */
+int cmdipc__msg_encode_buf(const cmdipc_msg_t *m, cmdipc__buf_t *b);
+/* Best effort: if buf looks like an execute request with a readable
+ * top-level string id, copies it to out (size n) and returns 1. */
+int cmdipc__scan_execute_id(const char *buf, size_t len, char *out, size_t n);
+
+/* ---------------------------------------------------------------------------
+ * Registry internals. */
+
+typedef struct cmdipc__deferred_s {
+    cmdipc__queue_t link;
+    void (*fn)(struct cmdipc__deferred_s *d);
+    int queued;
+} cmdipc__deferred_t;
+
+enum { /* timer kinds */
+       CMDIPC__T_EXEC = 1,
+       CMDIPC__T_REG,
+       CMDIPC__T_ROUTE,
+       CMDIPC__T_RETRY
+};
+
+enum { /* states of a channel */
+       CMDIPC__CH_NEW = 0,
+       CMDIPC__CH_ATTACHED,
+       CMDIPC__CH_CLOSING, /* detached, ops->close called, waiting for closed */
+       CMDIPC__CH_CLOSED   /* closed reported; free pending */
+};
+
+/* Something awaiting an answer on a channel (its target): a local execute, a
+ * registration escalated to the router, or a forwarded request (route). Kept
+ * in target->out under its wire id. */
+typedef struct cmdipc__out_s {
+    cmdipc__hnode_t node;
+    cmdipc__timer_t timer;
+    cmdipc_channel_t *target;
+} cmdipc__out_t;
+
+struct cmdipc_channel_s {
+    cmdipc__hnode_t node;  /* in reg->channels */
+    cmdipc__queue_t link;  /* reg->channel_list, attach order */
+    char *id;
+    const cmdipc_channel_ops_t *ops;
+    void *impl;
+    void *data;
+    cmdipc_registry_t *reg;
+    int state;
+    int failing;           /* status of a pending abrupt close (slow consumer) */
+    int paused;
+    unsigned in_flight;    /* inbound requests from here, unanswered */
+    cmdipc__map_t out;     /* cmdipc__out_t targeted here, by wire id */
+    cmdipc__queue_t calls; /* cmdipc_call_t from here */
+    cmdipc__queue_t from;  /* routes and child registrations originating here */
+    cmdipc_limits_t limits;
+    cmdipc__deferred_t deferred; /* fail (slow consumer) or free */
+};
+
+typedef struct cmdipc__cmd_s cmdipc__cmd_t;
+typedef struct cmdipc__reg_s cmdipc__reg_t;
+
+struct cmdipc_req_s {
+    cmdipc__out_t out; /* out.target NULL for local or immediate calls */
+    cmdipc_registry_t *reg;
+    cmdipc__deferred_t deferred;
+    cmdipc__queue_t link; /* reg->reqs: every req not yet completed */
+    cmdipc_response_cb cb;
+    void *data;
+    cmdipc_call_t *call; /* local handler call, if any */
+    int done;            /* completion recorded */
+    int status;
+    json_t *result;
+    char *message;
+    char *command_id;
+    char id[CMDIPC__UUID_LEN + 1];
+};
+
+struct cmdipc_call_s {
+    cmdipc_registry_t *reg; /* NULL once the registry is gone */
+    cmdipc__queue_t link;   /* origin->calls, or reg->calls */
+    cmdipc_channel_t *origin;
+    cmdipc_req_t *req; /* local execute being served */
+    cmdipc__deferred_t deferred;
+    cmdipc_command_fn fn;
+    void *fn_data;
+    json_t *request;
+    char *thid;
+    char *command_id;
+};
+
+typedef struct cmdipc__sub_list_s cmdipc__sub_list_t;
+
+struct cmdipc_sub_s {
+    cmdipc__queue_t link; /* in its list */
+    cmdipc_registry_t *reg;
+    cmdipc__sub_list_t *list;
+    cmdipc_event_cb cb;
+    void *data;
+    uint64_t gen;  /* delivery generation it was added in */
+    int removed;
+    int refs;      /* deliveries holding it */
+};
+
+struct cmdipc_registry_s {
+    uv_loop_t *loop;
+    char *id;
+    char *router_id;
+    uint64_t request_ttl_ms;
+    uint64_t event_ttl_ms;
+    size_t event_dedup_max;
+    unsigned max_in_flight;
+    unsigned max_out;
+    cmdipc_log_cb log_cb;
+    void *log_data;
+    int log_level;
+    void *data;
+    cmdipc_channel_cb channel_cb;
+    void *channel_cb_data;
+
+    int closing;
+    int handles_open;
+    cmdipc_close_cb close_cb;
+    void *close_data;
+    unsigned channels_closing;
+    uv_timer_t timer;
+    uv_idle_t idle;
+    uint64_t timer_armed; /* deadline the uv timer is armed for; UINT64_MAX none */
+    cmdipc__clock_fn clock;
+    void *clock_data;
+
+    cmdipc__map_t commands;      /* id -> cmdipc__cmd_t */
+    cmdipc__queue_t cmd_order;   /* registration order */
+    cmdipc__map_t channels;      /* id -> channel */
+    cmdipc__queue_t channel_list;
+    cmdipc_channel_t *router;
+    cmdipc__heap_t heap;
+    cmdipc__queue_t deferred;
+    size_t deferred_count;
+    cmdipc__queue_t reqs;        /* uncompleted cmdipc_req_t */
+    cmdipc__queue_t regs;        /* every cmdipc__reg_t */
+    cmdipc__queue_t calls;       /* local and orphaned calls */
+    cmdipc__queue_t resources;
+    cmdipc__map_t events;        /* event id -> cmdipc__sub_list_t */
+    cmdipc__sub_list_t *wildcard;
+    uint64_t sub_gen;
+    cmdipc__map_t seen;          /* event ids */
+    cmdipc__queue_t seen_fifo;
+    cmdipc_stats_t stats;
+};
+
+/* registry.c */
+int cmdipc__channel_set_id(cmdipc_channel_t *ch, const char *id);
+uint64_t cmdipc__now(const cmdipc_registry_t *r);
+void cmdipc__defer(cmdipc_registry_t *r, cmdipc__deferred_t *d);
+void cmdipc__deadline_arm(cmdipc_registry_t *r, cmdipc__timer_t *t, uint64_t deadline);
+void cmdipc__deadline_cancel(cmdipc_registry_t *r, cmdipc__timer_t *t);
+void cmdipc__log(const cmdipc_registry_t *r, cmdipc_log_level_t level, const char *fmt, ...)
+    CMDIPC__PRINTF(3, 4);
+/* Hands m to ch. Returns 0 or the transport's status (m is consumed). */
+int cmdipc__send(cmdipc_channel_t *ch, cmdipc_msg_t *m);
+/* Hands m to ch; if the channel cannot take it, closes the channel as a slow
+ * consumer. For messages that cannot be refused to a caller. */
+void cmdipc__send_or_fail(cmdipc_channel_t *ch, cmdipc_msg_t *m);
+/* Schedules an abrupt close of ch with status (from a safe point). */
+void cmdipc__channel_fail(cmdipc_channel_t *ch, int status);
+void cmdipc__in_flight_inc(cmdipc_channel_t *ch);
+void cmdipc__in_flight_dec(cmdipc_channel_t *ch);
+void cmdipc__maybe_finish_close(cmdipc_registry_t *r);
+
+/* calls.c */
+int cmdipc__req_complete(cmdipc_req_t *req, int status, json_t *result, const char *message);
+void cmdipc__call_start(cmdipc_registry_t *r, cmdipc_channel_t *origin, cmdipc_msg_t *m,
+                        cmdipc__cmd_t *cmd);
+void cmdipc__calls_orphan(cmdipc_registry_t *r, cmdipc__queue_t *calls);
+void cmdipc__reqs_cancel_all(cmdipc_registry_t *r);
+void cmdipc__req_timeout(cmdipc_req_t *req);
+/* Sends an execute error response to ch. */
+void cmdipc__reply_error(cmdipc_channel_t *ch, const char *thid, int status,
+                         const char *message);
+
+/* routing.c */
+struct cmdipc__cmd_s {
+    cmdipc__hnode_t node;
+    cmdipc__queue_t order;
+    char *id;
+    char *description;
+    json_t *schema;
+    uint8_t state; /* CMDIPC__CMD_* */
+    uint8_t is_private;
+    uint8_t builtin;
+    cmdipc_channel_t *owner; /* remote owner (or pending owner) */
+    cmdipc_command_fn fn;
+    void *data;
+    cmdipc__reg_t *escalation;  /* registration in flight for this command */
+    cmdipc__timer_t retry;
+    uint64_t backoff_ms;
+};
+
+enum {
+    CMDIPC__CMD_LOCAL = 1,
+    CMDIPC__CMD_LOCAL_PENDING, /* awaiting the router's ack */
+    CMDIPC__CMD_REMOTE,
+    CMDIPC__CMD_REMOTE_PENDING /* a child's registration escalated, awaiting ack */
+};
+
+enum {
+    CMDIPC__REG_LOCAL = 1, /* a local registration awaiting the router */
+    CMDIPC__REG_CHILD,     /* a child's registration escalated */
+    CMDIPC__REG_AGAIN      /* an existing command escalated on router attach */
+};
+
+/* Routes and child registrations start alike so that origin->from can hold
+ * both (told apart by out.timer.kind). */
+struct cmdipc__reg_s {
+    cmdipc__out_t out;
+    cmdipc__queue_t from_link;   /* origin->from (child registrations) */
+    cmdipc__deferred_t deferred; /* completion of a local registration */
+    cmdipc__queue_t link;        /* reg->regs */
+    cmdipc_registry_t *reg;
+    uint8_t kind;
+    cmdipc__cmd_t *cmd;          /* NULL once the command is gone */
+    cmdipc_channel_t *origin;    /* CHILD: who asked */
+    char *origin_thid;           /* CHILD: the id to answer */
+    cmdipc_register_cb done;
+    void *done_data;
+    int status;
+    char *command_id;
+    char id[CMDIPC__UUID_LEN + 1];
+};
+
+typedef struct cmdipc__route_s {
+    cmdipc__out_t out; /* keyed by the forwarded id in target->out */
+    cmdipc__queue_t from_link;
+    cmdipc_channel_t *origin;
+    char id[]; /* the forwarded request's id */
+} cmdipc__route_t;
+
+void cmdipc__dispatch(cmdipc_channel_t *ch, cmdipc_msg_t *m);
+void cmdipc__channel_detach(cmdipc_channel_t *ch, int status);
+void cmdipc__router_attached(cmdipc_registry_t *r);
+void cmdipc__reg_expired(cmdipc__reg_t *g);
+void cmdipc__route_expired(cmdipc_registry_t *r, cmdipc__route_t *rt);
+void cmdipc__retry_due(cmdipc_registry_t *r, cmdipc__cmd_t *cmd);
+void cmdipc__commands_free(cmdipc_registry_t *r);
+void cmdipc__regs_cancel_all(cmdipc_registry_t *r);
+cmdipc__cmd_t *cmdipc__cmd_find(const cmdipc_registry_t *r, const char *id);
+int cmdipc__builtin_register(cmdipc_registry_t *r);
+
+/* events.c */
+void cmdipc__event_inbound(cmdipc_channel_t *ch, cmdipc_msg_t *m);
+void cmdipc__events_free(cmdipc_registry_t *r);
+
+#endif /* CMDIPC_INTERNAL_H */

@@ -1,0 +1,751 @@
+/* cmdipc — the registry object: lifecycle, deferred completions, deadlines,
+ * logging, channels and resources. Protocol handling is in routing.c,
+ * calls.c and events.c. */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "internal.h"
+
+struct cmdipc_resource_s {
+    cmdipc__queue_t link;
+    cmdipc_registry_t *reg;
+    const cmdipc_resource_ops_t *ops;
+    void *impl;
+    int closing;
+};
+
+/* ---------------------------------------------------------------------------
+ * Logging. */
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+void cmdipc_log_stderr(cmdipc_registry_t *r, cmdipc_log_level_t level, const char *message,
+                       void *data) {
+    (void)data;
+    fprintf(stderr, "cmdipc[%s] %s: %s\n", r ? r->id : "-",
+            level_names[level <= CMDIPC_LOG_DEBUG ? level : CMDIPC_LOG_DEBUG], message);
+}
+
+void cmdipc__log(const cmdipc_registry_t *r, cmdipc_log_level_t level, const char *fmt, ...) {
+    if (r == NULL || r->log_cb == NULL || (int)level > r->log_level)
+        return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    r->log_cb((cmdipc_registry_t *)r, level, line, r->log_data);
+}
+
+/* ---------------------------------------------------------------------------
+ * Options. */
+
+void cmdipc_registry_opts_init(cmdipc_registry_opts_t *o) {
+    memset(o, 0, sizeof(*o));
+    o->version = CMDIPC_REGISTRY_OPTS_VERSION;
+    o->request_ttl_ms = 30000;
+    o->event_ttl_ms = 5000;
+    o->event_dedup_max = 65536;
+    o->max_inbound_in_flight = 128;
+    o->max_outbound_pending = 1024;
+    o->log_level = CMDIPC_LOG_WARN;
+}
+
+void cmdipc_exec_opts_init(cmdipc_exec_opts_t *o) {
+    o->version = CMDIPC_EXEC_OPTS_VERSION;
+    o->timeout_ms = CMDIPC_TIMEOUT_DEFAULT;
+}
+
+static char *xstrdup(const char *s) {
+    if (s == NULL)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    if (p != NULL)
+        memcpy(p, s, n);
+    return p;
+}
+
+/* ---------------------------------------------------------------------------
+ * Deferred completions: one queue per registry, drained by a uv_idle handle
+ * (never a timer), so "nothing ready" is well defined. */
+
+static void idle_cb(uv_idle_t *h) {
+    cmdipc_registry_t *r = cmdipc__container_of(h, cmdipc_registry_t, idle);
+    cmdipc__queue_t batch;
+    cmdipc__queue_init(&batch);
+    /* Run what is queued now; what these callbacks defer runs next turn. */
+    cmdipc__queue_move(&r->deferred, &batch);
+    while (!cmdipc__queue_empty(&batch)) {
+        cmdipc__queue_t *q = batch.next;
+        cmdipc__queue_remove(q);
+        cmdipc__deferred_t *d = cmdipc__container_of(q, cmdipc__deferred_t, link);
+        d->queued = 0;
+        r->deferred_count--;
+        d->fn(d);
+    }
+    if (cmdipc__queue_empty(&r->deferred))
+        uv_idle_stop(&r->idle);
+    if (r->closing)
+        cmdipc__maybe_finish_close(r);
+}
+
+void cmdipc__defer(cmdipc_registry_t *r, cmdipc__deferred_t *d) {
+    if (d->queued)
+        return;
+    d->queued = 1;
+    cmdipc__queue_insert_tail(&r->deferred, &d->link);
+    if (r->deferred_count++ == 0 && r->handles_open)
+        uv_idle_start(&r->idle, idle_cb);
+}
+
+size_t cmdipc_registry_deferred_count(const cmdipc_registry_t *r) { return r->deferred_count; }
+
+/* ---------------------------------------------------------------------------
+ * Deadlines: a min-heap driven by one uv timer. */
+
+static uint64_t uv_clock(void *data) { return uv_now((uv_loop_t *)data); }
+
+uint64_t cmdipc__now(const cmdipc_registry_t *r) { return r->clock(r->clock_data); }
+
+void cmdipc__registry_set_clock(cmdipc_registry_t *r, cmdipc__clock_fn fn, void *data) {
+    if (fn == NULL) {
+        r->clock = uv_clock;
+        r->clock_data = r->loop;
+    } else {
+        r->clock = fn;
+        r->clock_data = data;
+        uv_timer_stop(&r->timer);
+        r->timer_armed = UINT64_MAX;
+    }
+}
+
+static void timer_cb(uv_timer_t *t);
+
+static void timer_rearm(cmdipc_registry_t *r) {
+    cmdipc__timer_t *top = cmdipc__heap_top(&r->heap);
+    if (r->clock != uv_clock || !r->handles_open)
+        return;
+    if (top == NULL) {
+        if (r->timer_armed != UINT64_MAX) {
+            uv_timer_stop(&r->timer);
+            r->timer_armed = UINT64_MAX;
+        }
+        return;
+    }
+    if (top->deadline == r->timer_armed)
+        return;
+    uint64_t now = cmdipc__now(r);
+    uv_timer_start(&r->timer, timer_cb, top->deadline > now ? top->deadline - now : 0, 0);
+    r->timer_armed = top->deadline;
+}
+
+void cmdipc__deadline_arm(cmdipc_registry_t *r, cmdipc__timer_t *t, uint64_t deadline) {
+    if (cmdipc__timer_queued(t))
+        cmdipc__heap_remove(&r->heap, t);
+    t->deadline = deadline;
+    if (cmdipc__heap_push(&r->heap, t) != 0)
+        return; /* out of memory: the entry lives without a deadline */
+    if (deadline < r->timer_armed)
+        timer_rearm(r);
+}
+
+void cmdipc__deadline_cancel(cmdipc_registry_t *r, cmdipc__timer_t *t) {
+    if (cmdipc__timer_queued(t))
+        cmdipc__heap_remove(&r->heap, t);
+    /* The uv timer may stay armed for an earlier deadline: firing finds
+     * nothing due and re-arms. */
+}
+
+uint64_t cmdipc__registry_next_deadline(const cmdipc_registry_t *r) {
+    cmdipc__timer_t *top = cmdipc__heap_top(&r->heap);
+    return top ? top->deadline : UINT64_MAX;
+}
+
+void cmdipc__registry_run_deadlines(cmdipc_registry_t *r) {
+    uint64_t now = cmdipc__now(r);
+    cmdipc__timer_t *t;
+    while ((t = cmdipc__heap_top(&r->heap)) != NULL && t->deadline <= now) {
+        cmdipc__heap_remove(&r->heap, t);
+        switch (t->kind) {
+            case CMDIPC__T_EXEC:
+                cmdipc__req_timeout(cmdipc__container_of(t, cmdipc_req_t, out.timer));
+                break;
+            case CMDIPC__T_REG:
+                cmdipc__reg_expired(cmdipc__container_of(t, cmdipc__reg_t, out.timer));
+                break;
+            case CMDIPC__T_ROUTE:
+                cmdipc__route_expired(r, cmdipc__container_of(t, cmdipc__route_t, out.timer));
+                break;
+            case CMDIPC__T_RETRY:
+                cmdipc__retry_due(r, cmdipc__container_of(t, cmdipc__cmd_t, retry));
+                break;
+            default:
+                break;
+        }
+    }
+}
+
+static void timer_cb(uv_timer_t *h) {
+    cmdipc_registry_t *r = cmdipc__container_of(h, cmdipc_registry_t, timer);
+    r->timer_armed = UINT64_MAX;
+    cmdipc__registry_run_deadlines(r);
+    timer_rearm(r);
+}
+
+/* ---------------------------------------------------------------------------
+ * Lifecycle. */
+
+static cmdipc_log_level_t env_log_level(int *set) {
+    const char *e = getenv("CMDIPC_LOG");
+    *set = 0;
+    if (e == NULL || *e == '\0')
+        return CMDIPC_LOG_WARN;
+    *set = 1;
+    for (int i = 0; i <= CMDIPC_LOG_DEBUG; i++)
+        if (strcasecmp(e, level_names[i]) == 0)
+            return (cmdipc_log_level_t)i;
+    return CMDIPC_LOG_DEBUG;
+}
+
+int cmdipc_registry_new(uv_loop_t *loop, const cmdipc_registry_opts_t *opts,
+                        cmdipc_registry_t **out) {
+    cmdipc_registry_opts_t defaults;
+    char uuid[CMDIPC__UUID_LEN + 1];
+    int rc;
+
+    if (out == NULL)
+        return UV_EINVAL;
+    *out = NULL;
+    if (loop == NULL)
+        return UV_EINVAL;
+    if (opts == NULL) {
+        cmdipc_registry_opts_init(&defaults);
+        opts = &defaults;
+    }
+    if (opts->version == 0 || opts->version > CMDIPC_REGISTRY_OPTS_VERSION)
+        return UV_EINVAL;
+    if ((opts->id != NULL && cmdipc__check_id(opts->id)) ||
+        (opts->router_channel != NULL && cmdipc__check_id(opts->router_channel)))
+        return UV_EINVAL;
+    if ((rc = cmdipc__global_init()) != 0)
+        return rc;
+
+    cmdipc_registry_t *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return UV_ENOMEM;
+    r->loop = loop;
+    if (opts->id == NULL)
+        cmdipc__uuid4(uuid);
+    r->id = xstrdup(opts->id ? opts->id : uuid);
+    r->router_id = xstrdup(opts->router_channel);
+    if (r->id == NULL || (opts->router_channel != NULL && r->router_id == NULL)) {
+        free(r->id);
+        free(r->router_id);
+        free(r);
+        return UV_ENOMEM;
+    }
+    r->request_ttl_ms = opts->request_ttl_ms;
+    r->event_ttl_ms = opts->event_ttl_ms;
+    r->event_dedup_max = opts->event_dedup_max ? opts->event_dedup_max : 1;
+    r->max_in_flight = opts->max_inbound_in_flight;
+    r->max_out = opts->max_outbound_pending;
+    r->log_cb = opts->log_cb;
+    r->log_data = opts->log_data;
+    r->log_level = (int)opts->log_level;
+    if (r->log_cb == NULL) {
+        int set;
+        cmdipc_log_level_t lvl = env_log_level(&set);
+        if (set) {
+            r->log_cb = cmdipc_log_stderr;
+            r->log_level = (int)lvl;
+        }
+    }
+    r->clock = uv_clock;
+    r->clock_data = loop;
+    r->timer_armed = UINT64_MAX;
+    cmdipc__map_init(&r->commands);
+    cmdipc__queue_init(&r->cmd_order);
+    cmdipc__map_init(&r->channels);
+    cmdipc__queue_init(&r->channel_list);
+    cmdipc__heap_init(&r->heap);
+    cmdipc__queue_init(&r->deferred);
+    cmdipc__queue_init(&r->reqs);
+    cmdipc__queue_init(&r->regs);
+    cmdipc__queue_init(&r->calls);
+    cmdipc__queue_init(&r->resources);
+    cmdipc__map_init(&r->events);
+    cmdipc__map_init(&r->seen);
+    cmdipc__queue_init(&r->seen_fifo);
+
+    uv_timer_init(loop, &r->timer);
+    uv_idle_init(loop, &r->idle);
+    r->handles_open = 2;
+    if (opts->builtin_commands && (rc = cmdipc__builtin_register(r)) != 0) {
+        *out = r;
+        cmdipc_registry_close(r, NULL, NULL);
+        *out = NULL;
+        return rc;
+    }
+    cmdipc__log(r, CMDIPC_LOG_DEBUG, "registry created%s%s", r->router_id ? ", router " : "",
+                r->router_id ? r->router_id : "");
+    *out = r;
+    return 0;
+}
+
+const char *cmdipc_registry_id(const cmdipc_registry_t *r) { return r->id; }
+uv_loop_t *cmdipc_registry_loop(const cmdipc_registry_t *r) { return r->loop; }
+void *cmdipc_registry_get_data(const cmdipc_registry_t *r) { return r->data; }
+void cmdipc_registry_set_data(cmdipc_registry_t *r, void *data) { r->data = data; }
+
+void cmdipc_registry_set_channel_cb(cmdipc_registry_t *r, cmdipc_channel_cb cb, void *data) {
+    r->channel_cb = cb;
+    r->channel_cb_data = data;
+}
+
+static void registry_free(cmdipc_registry_t *r) {
+    /* Calls not yet answered outlive the registry: detach them. */
+    while (!cmdipc__queue_empty(&r->calls)) {
+        cmdipc__queue_t *q = r->calls.next;
+        cmdipc_call_t *c = cmdipc__container_of(q, cmdipc_call_t, link);
+        cmdipc__queue_remove(q);
+        c->reg = NULL;
+        c->origin = NULL;
+        c->req = NULL;
+    }
+    cmdipc__commands_free(r);
+    cmdipc__events_free(r);
+    cmdipc__map_free(&r->channels);
+    cmdipc__heap_free(&r->heap);
+    free(r->id);
+    free(r->router_id);
+    free(r);
+}
+
+static void handle_closed_cb(uv_handle_t *h) {
+    cmdipc_registry_t *r = h->data;
+    if (--r->handles_open > 0)
+        return;
+    if (r->close_cb != NULL)
+        r->close_cb(r, r->close_data);
+    registry_free(r);
+}
+
+void cmdipc__maybe_finish_close(cmdipc_registry_t *r) {
+    if (!r->closing || r->handles_open != 2 || r->channels_closing > 0 ||
+        !cmdipc__queue_empty(&r->resources) || r->deferred_count > 0)
+        return;
+    if (uv_is_closing((uv_handle_t *)&r->timer))
+        return;
+    r->timer.data = r;
+    r->idle.data = r;
+    uv_close((uv_handle_t *)&r->timer, handle_closed_cb);
+    uv_close((uv_handle_t *)&r->idle, handle_closed_cb);
+}
+
+static void resource_close(cmdipc_resource_t *res) {
+    if (res->closing)
+        return;
+    res->closing = 1;
+    res->ops->close(res);
+}
+
+void cmdipc_registry_close(cmdipc_registry_t *r, cmdipc_close_cb cb, void *data) {
+    assert(r != NULL && !r->closing && "cmdipc_registry_close called twice");
+    if (r == NULL || r->closing)
+        return;
+    r->closing = 1;
+    r->close_cb = cb;
+    r->close_data = data;
+    cmdipc__log(r, CMDIPC_LOG_DEBUG, "registry closing");
+
+    /* Outbound calls and registrations complete with CMDIPC_ECANCELED. */
+    cmdipc__reqs_cancel_all(r);
+    cmdipc__regs_cancel_all(r);
+
+    /* Channels close gracefully (what is queued is flushed). */
+    while (!cmdipc__queue_empty(&r->channel_list)) {
+        cmdipc_channel_t *ch = cmdipc__container_of(r->channel_list.next, cmdipc_channel_t, link);
+        cmdipc__channel_detach(ch, CMDIPC_ECLOSED);
+        ch->state = CMDIPC__CH_CLOSING;
+        r->channels_closing++;
+        ch->ops->close(ch, 1);
+    }
+    /* Calls from local executes: their answers will be dropped. */
+    cmdipc__calls_orphan(r, &r->calls);
+
+    cmdipc__queue_t *q = r->resources.next;
+    while (q != &r->resources) {
+        cmdipc_resource_t *res = cmdipc__container_of(q, cmdipc_resource_t, link);
+        q = q->next;
+        resource_close(res);
+    }
+    uv_timer_stop(&r->timer);
+    cmdipc__heap_free(&r->heap);
+    r->timer_armed = UINT64_MAX;
+    /* Even with nothing pending, the close callback runs on a later turn. */
+    if (r->deferred_count == 0)
+        cmdipc__maybe_finish_close(r);
+}
+
+/* ---------------------------------------------------------------------------
+ * Channels. */
+
+int cmdipc_channel_new(const char *id, const cmdipc_channel_ops_t *ops, void *impl,
+                       cmdipc_channel_t **out) {
+    if (out == NULL)
+        return UV_EINVAL;
+    *out = NULL;
+    if (cmdipc__check_id(id) || ops == NULL || ops->version == 0 || ops->send == NULL ||
+        ops->close == NULL)
+        return UV_EINVAL;
+    cmdipc_channel_t *ch = calloc(1, sizeof(*ch));
+    if (ch == NULL)
+        return UV_ENOMEM;
+    ch->id = xstrdup(id);
+    if (ch->id == NULL) {
+        free(ch);
+        return UV_ENOMEM;
+    }
+    ch->ops = ops;
+    ch->impl = impl;
+    ch->state = CMDIPC__CH_NEW;
+    cmdipc__map_init(&ch->out);
+    cmdipc__queue_init(&ch->calls);
+    cmdipc__queue_init(&ch->from);
+    cmdipc__queue_init(&ch->link);
+    cmdipc_limits_init(&ch->limits);
+    *out = ch;
+    return 0;
+}
+
+static void channel_release(cmdipc_channel_t *ch) {
+    if (ch->ops->free != NULL)
+        ch->ops->free(ch);
+    cmdipc__map_free(&ch->out);
+    free(ch->id);
+    free(ch);
+}
+
+void cmdipc_channel_free(cmdipc_channel_t *ch) {
+    if (ch == NULL)
+        return;
+    assert(ch->reg == NULL && "cmdipc_channel_free on an attached channel");
+    if (ch->reg != NULL)
+        return;
+    channel_release(ch);
+}
+
+const char *cmdipc_channel_id(const cmdipc_channel_t *ch) { return ch->id; }
+void *cmdipc_channel_impl(const cmdipc_channel_t *ch) { return ch->impl; }
+cmdipc_registry_t *cmdipc_channel_registry(const cmdipc_channel_t *ch) { return ch->reg; }
+void *cmdipc_channel_get_data(const cmdipc_channel_t *ch) { return ch->data; }
+void cmdipc_channel_set_data(cmdipc_channel_t *ch, void *data) { ch->data = data; }
+
+void cmdipc_channel_set_limits(cmdipc_channel_t *ch, const cmdipc_limits_t *lim) {
+    if (lim != NULL)
+        ch->limits = *lim;
+}
+
+cmdipc_channel_t *cmdipc_registry_channel(cmdipc_registry_t *r, const char *id) {
+    if (r == NULL || id == NULL)
+        return NULL;
+    cmdipc__hnode_t *n = cmdipc__map_get(&r->channels, id);
+    return n ? cmdipc__container_of(n, cmdipc_channel_t, node) : NULL;
+}
+
+int cmdipc_registry_attach(cmdipc_registry_t *r, cmdipc_channel_t *ch) {
+    int rc;
+    if (r == NULL || ch == NULL)
+        return UV_EINVAL;
+    if (r->closing)
+        return CMDIPC_ECLOSED;
+    if (ch->reg != NULL || ch->state != CMDIPC__CH_NEW)
+        return UV_EBUSY;
+    if (cmdipc__map_get(&r->channels, ch->id) != NULL)
+        return UV_EEXIST;
+    if (ch->ops->start != NULL && (rc = ch->ops->start(ch, r->loop)) != 0)
+        return rc;
+    ch->node.key = ch->id;
+    if (cmdipc__map_put(&r->channels, &ch->node) != 0)
+        return UV_ENOMEM;
+    ch->reg = r;
+    ch->state = CMDIPC__CH_ATTACHED;
+    ch->deferred.queued = 0;
+    cmdipc__queue_insert_tail(&r->channel_list, &ch->link);
+    r->stats.channels_attached++;
+    cmdipc__log(r, CMDIPC_LOG_INFO, "channel %s attached", ch->id);
+
+    cmdipc_msg_t *m = cmdipc__msg_new(CMDIPC_MSG_LIST_REQUEST, NULL, NULL, NULL, NULL, NULL);
+    if (m != NULL)
+        cmdipc__send_or_fail(ch, m);
+    else
+        cmdipc__channel_fail(ch, UV_ENOMEM);
+    if (r->channel_cb != NULL)
+        r->channel_cb(r, ch, CMDIPC_CHANNEL_ATTACHED, 0, r->channel_cb_data);
+    if (ch->state == CMDIPC__CH_ATTACHED && r->router_id != NULL &&
+        strcmp(r->router_id, ch->id) == 0) {
+        r->router = ch;
+        cmdipc__router_attached(r);
+    }
+    return 0;
+}
+
+int cmdipc__send(cmdipc_channel_t *ch, cmdipc_msg_t *m) {
+    if (ch->state != CMDIPC__CH_ATTACHED || ch->failing) {
+        cmdipc_msg_free(m);
+        return CMDIPC_ECLOSED;
+    }
+    int rc = ch->ops->send(ch, m);
+    if (rc == 0)
+        ch->reg->stats.msgs_out++;
+    return rc;
+}
+
+static void channel_fail_cb(cmdipc__deferred_t *d) {
+    cmdipc_channel_t *ch = cmdipc__container_of(d, cmdipc_channel_t, deferred);
+    if (ch->state != CMDIPC__CH_ATTACHED)
+        return;
+    cmdipc_registry_t *r = ch->reg;
+    int status = ch->failing;
+    cmdipc__channel_detach(ch, status);
+    ch->state = CMDIPC__CH_CLOSING;
+    r->channels_closing++;
+    ch->ops->close(ch, 0);
+}
+
+void cmdipc__channel_fail(cmdipc_channel_t *ch, int status) {
+    if (ch->state != CMDIPC__CH_ATTACHED || ch->failing)
+        return;
+    cmdipc_registry_t *r = ch->reg;
+    ch->failing = status;
+    if (status == CMDIPC_ESLOWCONSUMER) {
+        r->stats.slow_consumers++;
+        cmdipc__log(r, CMDIPC_LOG_WARN,
+                    "channel %s closed: slow consumer (its queue is full)", ch->id);
+    } else {
+        cmdipc__log(r, CMDIPC_LOG_WARN, "channel %s closed: %s", ch->id,
+                    cmdipc_strerror(status));
+    }
+    ch->deferred.fn = channel_fail_cb;
+    cmdipc__defer(r, &ch->deferred);
+}
+
+void cmdipc__send_or_fail(cmdipc_channel_t *ch, cmdipc_msg_t *m) {
+    int rc = cmdipc__send(ch, m);
+    if (rc == CMDIPC_EOVERLOAD)
+        cmdipc__channel_fail(ch, CMDIPC_ESLOWCONSUMER);
+    else if (rc != 0 && rc != CMDIPC_ECLOSED)
+        cmdipc__channel_fail(ch, rc);
+}
+
+void cmdipc__in_flight_inc(cmdipc_channel_t *ch) {
+    cmdipc_registry_t *r = ch->reg;
+    ch->in_flight++;
+    if (r->max_in_flight && ch->in_flight >= r->max_in_flight && !ch->paused &&
+        ch->state == CMDIPC__CH_ATTACHED) {
+        ch->paused = 1;
+        r->stats.pauses++;
+        cmdipc__log(r, CMDIPC_LOG_DEBUG, "channel %s paused: %u requests in flight", ch->id,
+                    ch->in_flight);
+        if (ch->ops->pause_reading != NULL)
+            ch->ops->pause_reading(ch, 1);
+    }
+}
+
+void cmdipc__in_flight_dec(cmdipc_channel_t *ch) {
+    if (ch->in_flight > 0)
+        ch->in_flight--;
+    if (ch->paused && ch->in_flight <= ch->reg->max_in_flight / 2) {
+        ch->paused = 0;
+        if (ch->state == CMDIPC__CH_ATTACHED && ch->ops->pause_reading != NULL)
+            ch->ops->pause_reading(ch, 0);
+    }
+}
+
+int cmdipc_channel_close(cmdipc_channel_t *ch) {
+    if (ch == NULL || ch->reg == NULL)
+        return UV_EINVAL;
+    if (ch->state != CMDIPC__CH_ATTACHED)
+        return UV_EALREADY;
+    cmdipc_registry_t *r = ch->reg;
+    cmdipc__channel_detach(ch, 0);
+    ch->state = CMDIPC__CH_CLOSING;
+    r->channels_closing++;
+    ch->ops->close(ch, 1);
+    return 0;
+}
+
+static void channel_free_cb(cmdipc__deferred_t *d) {
+    cmdipc_channel_t *ch = cmdipc__container_of(d, cmdipc_channel_t, deferred);
+    channel_release(ch);
+}
+
+void cmdipc_channel_closed(cmdipc_channel_t *ch, int status) {
+    cmdipc_registry_t *r = ch->reg;
+    if (r == NULL || ch->state == CMDIPC__CH_CLOSED)
+        return;
+    if (ch->state == CMDIPC__CH_ATTACHED) {
+        /* The transport closed first (peer gone, error, limit). */
+        if (ch->deferred.queued) { /* a pending fail: superseded */
+            cmdipc__queue_remove(&ch->deferred.link);
+            ch->deferred.queued = 0;
+            r->deferred_count--;
+        }
+        cmdipc__channel_detach(ch, status ? status : UV_EOF);
+    } else {
+        r->channels_closing--;
+    }
+    ch->state = CMDIPC__CH_CLOSED;
+    ch->deferred.fn = channel_free_cb;
+    cmdipc__defer(r, &ch->deferred);
+}
+
+void cmdipc_channel_deliver(cmdipc_channel_t *ch, cmdipc_msg_t *m) {
+    if (m == NULL)
+        return;
+    cmdipc_registry_t *r = ch->reg;
+    if (r == NULL) {
+        cmdipc_msg_free(m);
+        return;
+    }
+    r->stats.msgs_in++;
+    if (ch->state != CMDIPC__CH_ATTACHED || ch->failing) {
+        r->stats.dropped[CMDIPC_DROP_CLOSED]++;
+        cmdipc_msg_free(m);
+        return;
+    }
+    cmdipc__dispatch(ch, m);
+}
+
+static void reject(cmdipc_channel_t *ch, const cmdipc_decode_error_t *err) {
+    cmdipc_registry_t *r = ch->reg;
+    int unknown = err->status == CMDIPC_EUNKNOWNTYPE;
+    r->stats.dropped[unknown ? CMDIPC_DROP_UNKNOWN_TYPE : CMDIPC_DROP_INVALID]++;
+    cmdipc__log(r, unknown ? CMDIPC_LOG_INFO : CMDIPC_LOG_WARN,
+                "channel %s: dropped a message (%s: %s at byte %zu)", ch->id,
+                cmdipc_err_name(err->status), err->text, err->position);
+    if (err->execute_id[0] != '\0' && !unknown) {
+        char why[200];
+        snprintf(why, sizeof(why), "invalid request: %s", err->text);
+        r->stats.invalid_request_replies++;
+        cmdipc__reply_error(ch, err->execute_id, CMDIPC_EINVALREQ, why);
+    }
+}
+
+void cmdipc_channel_deliver_line(cmdipc_channel_t *ch, const char *line, size_t len) {
+    cmdipc_registry_t *r = ch->reg;
+    if (r == NULL)
+        return;
+    if (ch->state != CMDIPC__CH_ATTACHED || ch->failing) {
+        r->stats.msgs_in++;
+        r->stats.dropped[CMDIPC_DROP_CLOSED]++;
+        return;
+    }
+    cmdipc_msg_t *m;
+    cmdipc_decode_error_t err;
+    int rc = cmdipc_msg_decode(line, len, &ch->limits, &m, &err);
+    if (rc != 0) {
+        r->stats.msgs_in++;
+        reject(ch, &err);
+        return;
+    }
+    cmdipc_channel_deliver(ch, m);
+}
+
+void cmdipc_channel_reject(cmdipc_channel_t *ch, int status, const char *why) {
+    cmdipc_registry_t *r = ch->reg;
+    if (r == NULL)
+        return;
+    cmdipc_decode_error_t err;
+    memset(&err, 0, sizeof(err));
+    err.status = status;
+    snprintf(err.text, sizeof(err.text), "%s", why ? why : cmdipc_strerror(status));
+    r->stats.msgs_in++;
+    reject(ch, &err);
+}
+
+/* ---------------------------------------------------------------------------
+ * Resources. */
+
+int cmdipc_resource_add(cmdipc_registry_t *r, const cmdipc_resource_ops_t *ops, void *impl,
+                        cmdipc_resource_t **out) {
+    if (r == NULL || ops == NULL || ops->close == NULL || out == NULL)
+        return UV_EINVAL;
+    if (r->closing)
+        return CMDIPC_ECLOSED;
+    cmdipc_resource_t *res = calloc(1, sizeof(*res));
+    if (res == NULL)
+        return UV_ENOMEM;
+    res->reg = r;
+    res->ops = ops;
+    res->impl = impl;
+    cmdipc__queue_insert_tail(&r->resources, &res->link);
+    *out = res;
+    return 0;
+}
+
+void *cmdipc_resource_impl(const cmdipc_resource_t *res) { return res->impl; }
+
+void cmdipc_resource_closed(cmdipc_resource_t *res) {
+    cmdipc_registry_t *r = res->reg;
+    cmdipc__queue_remove(&res->link);
+    free(res);
+    if (r->closing)
+        cmdipc__maybe_finish_close(r);
+}
+
+/* ---------------------------------------------------------------------------
+ * Stats. */
+
+void cmdipc_registry_stats(const cmdipc_registry_t *r, cmdipc_stats_t *out) {
+    *out = r->stats;
+    out->channels = r->channels.count;
+    uint64_t local = 0, remote = 0, routes = 0, pending = 0, calls = 0;
+    cmdipc__map_iter_t it;
+    cmdipc__hnode_t *n;
+    cmdipc__map_iter_init(&it, &r->commands);
+    while ((n = cmdipc__map_iter_next(&it)) != NULL) {
+        cmdipc__cmd_t *c = cmdipc__container_of(n, cmdipc__cmd_t, node);
+        if (c->state == CMDIPC__CMD_LOCAL)
+            local++;
+        else if (c->state == CMDIPC__CMD_REMOTE)
+            remote++;
+    }
+    for (const cmdipc__queue_t *q = r->channel_list.next; q != &r->channel_list; q = q->next) {
+        const cmdipc_channel_t *ch = cmdipc__container_of(q, cmdipc_channel_t, link);
+        cmdipc__map_iter_init(&it, &ch->out);
+        while ((n = cmdipc__map_iter_next(&it)) != NULL) {
+            cmdipc__out_t *o = cmdipc__container_of(n, cmdipc__out_t, node);
+            if (o->timer.kind == CMDIPC__T_ROUTE)
+                routes++;
+        }
+        for (const cmdipc__queue_t *c = ch->calls.next; c != &ch->calls; c = c->next)
+            calls++;
+    }
+    for (const cmdipc__queue_t *q = r->reqs.next; q != &r->reqs; q = q->next)
+        pending++;
+    for (const cmdipc__queue_t *q = r->regs.next; q != &r->regs; q = q->next)
+        pending++;
+    for (const cmdipc__queue_t *q = r->calls.next; q != &r->calls; q = q->next)
+        calls++;
+    out->commands_local = local;
+    out->commands_remote = remote;
+    out->routes = routes;
+    out->pending_calls = pending;
+    out->calls_in_flight = calls;
+}
+
+int cmdipc__channel_set_id(cmdipc_channel_t *ch, const char *id) {
+    if (ch->reg != NULL || cmdipc__check_id(id))
+        return UV_EINVAL;
+    char *copy = xstrdup(id);
+    if (copy == NULL)
+        return UV_ENOMEM;
+    free(ch->id);
+    ch->id = copy;
+    return 0;
+}
