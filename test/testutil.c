@@ -16,7 +16,7 @@ static void track(cmdipc_registry_t *r) {
     regs[n_regs++] = r;
 }
 
-static void untrack(cmdipc_registry_t *r) {
+void tu_forget(cmdipc_registry_t *r) {
     for (size_t i = 0; i < n_regs; i++) {
         if (regs[i] == r) {
             regs[i] = regs[--n_regs];
@@ -105,7 +105,7 @@ void tu_close_all(uv_loop_t *loop, cmdipc_registry_t *first, ...) {
     closed_count = 0;
     va_start(ap, first);
     for (cmdipc_registry_t *r = first; r != NULL; r = va_arg(ap, cmdipc_registry_t *)) {
-        untrack(r);
+        tu_forget(r);
         cmdipc_registry_close(r, close_cb, NULL);
         n++;
     }
@@ -252,4 +252,108 @@ json_t *tu_json(const char *text) {
         fprintf(stderr, "tu_json: %s: %s\n", text, e.text);
     ASSERT_NOT_NULL(v);
     return v;
+}
+
+/* ---------------------------------------------------------------------------
+ * Sink channel. */
+
+static int sink_send(cmdipc_channel_t *ch, cmdipc_msg_t *m) {
+    tu_sink_t *s = cmdipc_channel_impl(ch);
+    if (s->capacity && json_array_size(s->sent) >= s->capacity) {
+        cmdipc_msg_free(m);
+        return CMDIPC_EOVERLOAD;
+    }
+    size_t len;
+    char *text = cmdipc_msg_encode(m, &len);
+    ASSERT_NOT_NULL(text);
+    json_error_t e;
+    json_t *v = json_loadb(text, len, 0, &e);
+    ASSERT_NOT_NULL(v);
+    json_array_append_new(s->sent, v);
+    cmdipc_free(text);
+    cmdipc_msg_free(m);
+    return 0;
+}
+
+static void sink_pause(cmdipc_channel_t *ch, int pause) {
+    tu_sink_t *s = cmdipc_channel_impl(ch);
+    s->paused = pause;
+}
+
+static void sink_idle_closed(uv_handle_t *h) {
+    tu_sink_t *s = h->data;
+    cmdipc_channel_closed(s->ch, 0);
+}
+
+static void sink_close(cmdipc_channel_t *ch, int graceful) {
+    tu_sink_t *s = cmdipc_channel_impl(ch);
+    s->graceful = graceful;
+    if (s->closed)
+        return; /* the peer's close is being reported */
+    s->closed = 1;
+    s->idle.data = s;
+    uv_close((uv_handle_t *)&s->idle, sink_idle_closed);
+}
+
+static void sink_free(cmdipc_channel_t *ch) {
+    tu_sink_t *s = cmdipc_channel_impl(ch);
+    json_decref(s->sent);
+    free(s);
+}
+
+static int sink_start(cmdipc_channel_t *ch, uv_loop_t *loop) {
+    tu_sink_t *s = cmdipc_channel_impl(ch);
+    return uv_idle_init(loop, &s->idle);
+}
+
+static const cmdipc_channel_ops_t sink_ops = {
+    CMDIPC_CHANNEL_OPS_VERSION, sink_start, sink_send, sink_pause, sink_close, sink_free,
+};
+
+tu_sink_t *tu_sink(cmdipc_registry_t *r, const char *id) {
+    tu_sink_t *s = calloc(1, sizeof(*s));
+    ASSERT_NOT_NULL(s);
+    s->sent = json_array();
+    ASSERT_OK(cmdipc_channel_new(id, &sink_ops, s, &s->ch));
+    ASSERT_OK(cmdipc_registry_attach(r, s->ch));
+    return s;
+}
+
+void tu_sink_inject(tu_sink_t *s, const char *line) {
+    cmdipc_channel_deliver_line(s->ch, line, strlen(line));
+}
+
+static void sink_peer_closed(uv_handle_t *h) {
+    tu_sink_t *s = h->data;
+    cmdipc_channel_closed(s->ch, UV_EOF);
+}
+
+void tu_sink_peer_close(tu_sink_t *s) {
+    if (s->closed)
+        return;
+    s->closed = 1;
+    s->idle.data = s;
+    uv_close((uv_handle_t *)&s->idle, sink_peer_closed);
+}
+
+size_t tu_sink_count(tu_sink_t *s, const char *type) {
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(s->sent); i++) {
+        const char *t = json_string_value(json_object_get(json_array_get(s->sent, i), "type"));
+        if (type == NULL || (t != NULL && strcmp(t, type) == 0))
+            n++;
+    }
+    return n;
+}
+
+json_t *tu_sink_get(tu_sink_t *s, const char *type, size_t idx) {
+    for (size_t i = 0; i < json_array_size(s->sent); i++) {
+        json_t *m = json_array_get(s->sent, i);
+        const char *t = json_string_value(json_object_get(m, "type"));
+        if (type == NULL || (t != NULL && strcmp(t, type) == 0)) {
+            if (idx-- == 0)
+                return m;
+        }
+    }
+    return NULL;
 }

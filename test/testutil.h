@@ -28,6 +28,9 @@ void tu_settle(uv_loop_t *loop);
  * timeout_ms of real time). */
 void tu_run_until(uv_loop_t *loop, const int *flag, uint64_t timeout_ms);
 
+/* Stops tracking r (for a registry the test closes itself). */
+void tu_forget(cmdipc_registry_t *r);
+
 /* Closes every registry given (NULL-terminated) and runs the loop until the
  * close callbacks ran; asserts uv_loop_close() == 0. */
 void tu_close_all(uv_loop_t *loop, cmdipc_registry_t *first, ...);
@@ -80,3 +83,26 @@ int tu_has_command(cmdipc_registry_t *r, const char *id);
 json_t *tu_json(const char *text);
 
 #endif
+
+/* A channel that keeps what the registry sends it (as encoded JSON values)
+ * and lets the test inject messages and close it from the peer side. */
+typedef struct tu_sink_s {
+    cmdipc_channel_t *ch;
+    json_t *sent;      /* array of every message sent, in order */
+    size_t capacity;   /* 0 = unbounded; else send returns CMDIPC_EOVERLOAD beyond it */
+    int paused;
+    int closed;        /* ops->close called */
+    int graceful;
+    uv_idle_t idle;    /* reports the close from a later turn */
+} tu_sink_t;
+
+/* Creates a sink channel named id and attaches it to r. */
+tu_sink_t *tu_sink(cmdipc_registry_t *r, const char *id);
+/* Delivers a JSON text line from the sink's peer. */
+void tu_sink_inject(tu_sink_t *s, const char *line);
+/* The peer closes the link (the registry sees it close with UV_EOF). */
+void tu_sink_peer_close(tu_sink_t *s);
+/* Number of messages sent of a given type (NULL: all). */
+size_t tu_sink_count(tu_sink_t *s, const char *type);
+/* The i-th message sent of that type (borrowed), or NULL. */
+json_t *tu_sink_get(tu_sink_t *s, const char *type, size_t i);
