@@ -216,6 +216,8 @@ static int call_answer(cmdipc_call_t *c, int status, json_t *result, const char 
 int cmdipc_call_reply(cmdipc_call_t *call, json_t *result) {
     if (call == NULL)
         return UV_EINVAL;
+    if (json_is_null(result))
+        result = NULL; /* absent: "result" is omitted */
     int rc = cmdipc__json_check(result, 64);
     if (rc != 0) {
         call_answer(call, CMDIPC_EINTERNAL, NULL,
@@ -259,6 +261,8 @@ int cmdipc_registry_execute(cmdipc_registry_t *r, const char *command_id, json_t
                             cmdipc_req_t **out) {
     if (out != NULL)
         *out = NULL;
+    if (json_is_null(request))
+        request = NULL; /* absent: "request" is omitted */
     if (r == NULL || cb == NULL || cmdipc__check_id(command_id) ||
         cmdipc__json_check(request, 64) != 0 || (opts != NULL && opts->version == 0))
         return UV_EINVAL;

@@ -110,7 +110,7 @@ void cmdipc__msg_set_json(cmdipc_msg_t *m, json_t *v) {
     free(m->body.text);
     m->body.text = NULL;
     m->body.len = 0;
-    m->body.json = json_incref(v);
+    m->body.json = json_is_null(v) ? NULL : json_incref(v);
 }
 
 static cmdipc_msg_t *msg_copy(const cmdipc_msg_t *src, const char *id) {

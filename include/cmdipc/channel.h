@@ -129,11 +129,12 @@ typedef struct cmdipc_channel_ops_s {
     /* Queues one message. The channel takes ownership of msg in every case.
      * Returns 0, CMDIPC_EOVERLOAD when its queue cannot take it (the registry
      * then applies its rules: the caller gets the error, or the channel is
-     * closed as a slow consumer), or CMDIPC_ECLOSED. Must not call back into
-     * the registry. */
+     * closed as a slow consumer), or CMDIPC_ECLOSED (also what a send after
+     * ops->close() may get). Must not call back into the registry. */
     int (*send)(cmdipc_channel_t *ch, cmdipc_msg_t *msg);
     /* Stop (pause = 1) or resume (0) delivering inbound messages. May be
-     * NULL (no backpressure). */
+     * NULL (no backpressure). Must not call back into the registry: messages
+     * held while paused are delivered from a later loop turn. */
     void (*pause_reading)(cmdipc_channel_t *ch, int pause);
     /* Close. graceful: flush what is queued first. The transport stops
      * delivering and calls cmdipc_channel_closed() once, later (never from

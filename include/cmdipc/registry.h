@@ -20,7 +20,8 @@
  * - json_t values passed to callbacks are borrowed until the callback returns;
  *   json_incref() them to keep them.
  * - Payloads (request, result, event payload) may be any JSON value; NULL
- *   means absent and the member is omitted on the wire.
+ *   (or a JSON null) means absent: the member is omitted on the wire and
+ *   handlers and listeners receive NULL.
  */
 #ifndef CMDIPC_REGISTRY_H
 #define CMDIPC_REGISTRY_H
