@@ -248,6 +248,7 @@ struct cmdipc_channel_s {
     int state;
     int failing;           /* status of a pending abrupt close (slow consumer) */
     int paused;
+    int down;              /* link down: a dialer reconnects */
     unsigned in_flight;    /* inbound requests from here, unanswered */
     cmdipc__map_t out;     /* cmdipc__out_t targeted here, by wire id */
     cmdipc__queue_t calls; /* cmdipc_call_t from here */
@@ -437,6 +438,7 @@ typedef struct cmdipc__route_s {
 
 void cmdipc__dispatch(cmdipc_channel_t *ch, cmdipc_msg_t *m);
 void cmdipc__channel_detach(cmdipc_channel_t *ch, int status);
+void cmdipc__channel_up(cmdipc_channel_t *ch);
 void cmdipc__router_attached(cmdipc_registry_t *r);
 void cmdipc__reg_expired(cmdipc__reg_t *g);
 void cmdipc__route_expired(cmdipc_registry_t *r, cmdipc__route_t *rt);

@@ -445,6 +445,21 @@ cmdipc_registry_t *cmdipc_channel_registry(const cmdipc_channel_t *ch) { return 
 void *cmdipc_channel_get_data(const cmdipc_channel_t *ch) { return ch->data; }
 void cmdipc_channel_set_data(cmdipc_channel_t *ch, void *data) { ch->data = data; }
 
+int cmdipc_channel_peer(const cmdipc_channel_t *ch, cmdipc_peer_info_t *out) {
+    if (ch == NULL || out == NULL)
+        return UV_EINVAL;
+    memset(out, 0, sizeof(*out));
+    out->url = "";
+    out->remote = "";
+    if (ch->ops->peer == NULL)
+        return UV_ENOTSUP;
+    return ch->ops->peer(ch, out);
+}
+
+int cmdipc_channel_is_up(const cmdipc_channel_t *ch) {
+    return ch->state == CMDIPC__CH_ATTACHED && !ch->down && !ch->failing;
+}
+
 void cmdipc_channel_set_limits(cmdipc_channel_t *ch, const cmdipc_limits_t *lim) {
     if (lim != NULL)
         ch->limits = *lim;
@@ -479,23 +494,15 @@ int cmdipc_registry_attach(cmdipc_registry_t *r, cmdipc_channel_t *ch) {
     r->stats.channels_attached++;
     cmdipc__log(r, CMDIPC_LOG_INFO, "channel %s attached", ch->id);
 
-    cmdipc_msg_t *m = cmdipc__msg_new(CMDIPC_MSG_LIST_REQUEST, NULL, NULL, NULL, NULL, NULL);
-    if (m != NULL)
-        cmdipc__send_or_fail(ch, m);
-    else
-        cmdipc__channel_fail(ch, UV_ENOMEM);
     if (r->channel_cb != NULL)
         r->channel_cb(r, ch, CMDIPC_CHANNEL_ATTACHED, 0, r->channel_cb_data);
-    if (ch->state == CMDIPC__CH_ATTACHED && r->router_id != NULL &&
-        strcmp(r->router_id, ch->id) == 0) {
-        r->router = ch;
-        cmdipc__router_attached(r);
-    }
+    if (ch->state == CMDIPC__CH_ATTACHED && !ch->down)
+        cmdipc__channel_up(ch);
     return 0;
 }
 
 int cmdipc__send(cmdipc_channel_t *ch, cmdipc_msg_t *m) {
-    if (ch->state != CMDIPC__CH_ATTACHED || ch->failing) {
+    if (ch->state != CMDIPC__CH_ATTACHED || ch->failing || ch->down) {
         cmdipc_msg_free(m);
         return CMDIPC_ECLOSED;
     }
@@ -613,7 +620,7 @@ void cmdipc_channel_deliver(cmdipc_channel_t *ch, cmdipc_msg_t *m) {
         return;
     }
     r->stats.msgs_in++;
-    if (ch->state != CMDIPC__CH_ATTACHED || ch->failing) {
+    if (ch->state != CMDIPC__CH_ATTACHED || ch->failing || ch->down) {
         r->stats.dropped[CMDIPC_DROP_CLOSED]++;
         cmdipc_msg_free(m);
         return;
@@ -640,7 +647,7 @@ void cmdipc_channel_deliver_line(cmdipc_channel_t *ch, const char *line, size_t 
     cmdipc_registry_t *r = ch->reg;
     if (r == NULL)
         return;
-    if (ch->state != CMDIPC__CH_ATTACHED || ch->failing) {
+    if (ch->state != CMDIPC__CH_ATTACHED || ch->failing || ch->down) {
         r->stats.msgs_in++;
         r->stats.dropped[CMDIPC_DROP_CLOSED]++;
         return;

@@ -771,16 +771,12 @@ void cmdipc__dispatch(cmdipc_channel_t *ch, cmdipc_msg_t *m) {
 /* ---------------------------------------------------------------------------
  * Channel close cleanup (rule 12). */
 
-void cmdipc__channel_detach(cmdipc_channel_t *ch, int status) {
+/* Everything rule 12 asks when ch's link goes away, for good or until a
+ * reconnect. */
+static void channel_cleanup(cmdipc_channel_t *ch) {
     cmdipc_registry_t *r = ch->reg;
     char why[200];
 
-    cmdipc__map_del(&r->channels, &ch->node);
-    cmdipc__queue_remove(&ch->link);
-    ch->state = CMDIPC__CH_CLOSING; /* nothing more is sent to it */
-    r->stats.disconnects++;
-    cmdipc__log(r, status == 0 || status == CMDIPC_ECLOSED ? CMDIPC_LOG_INFO : CMDIPC_LOG_WARN,
-                "channel %s closed (%s)", ch->id, status ? cmdipc_strerror(status) : "by us");
     if (r->router == ch) {
         r->router = NULL;
         for (cmdipc__queue_t *q = r->cmd_order.next; q != &r->cmd_order; q = q->next) {
@@ -845,7 +841,71 @@ void cmdipc__channel_detach(cmdipc_channel_t *ch, int status) {
         if (c->owner == ch)
             cmd_remove(r, c);
     }
+    if (ch->paused) {
+        ch->paused = 0;
+        if (ch->state == CMDIPC__CH_ATTACHED && ch->ops->pause_reading != NULL)
+            ch->ops->pause_reading(ch, 0);
+    }
+}
+
+void cmdipc__channel_detach(cmdipc_channel_t *ch, int status) {
+    cmdipc_registry_t *r = ch->reg;
+    cmdipc__map_del(&r->channels, &ch->node);
+    cmdipc__queue_remove(&ch->link);
+    ch->state = CMDIPC__CH_CLOSING; /* nothing more is sent to it */
+    r->stats.disconnects++;
+    cmdipc__log(r, status == 0 || status == CMDIPC_ECLOSED ? CMDIPC_LOG_INFO : CMDIPC_LOG_WARN,
+                "channel %s closed (%s)", ch->id, status ? cmdipc_strerror(status) : "by us");
+    if (!ch->down)
+        channel_cleanup(ch);
     if (r->channel_cb != NULL)
         r->channel_cb(r, ch, CMDIPC_CHANNEL_CLOSED, status == CMDIPC_ECLOSED ? 0 : status,
                       r->channel_cb_data);
+}
+
+void cmdipc_channel_link_down(cmdipc_channel_t *ch, int status) {
+    cmdipc_registry_t *r = ch->reg;
+    if (r == NULL) { /* not attached yet: it starts down */
+        ch->down = 1;
+        return;
+    }
+    if (ch->state != CMDIPC__CH_ATTACHED || ch->down)
+        return;
+    ch->down = 1;
+    r->stats.disconnects++;
+    cmdipc__log(r, CMDIPC_LOG_WARN, "channel %s down (%s)", ch->id, cmdipc_strerror(status));
+    channel_cleanup(ch);
+    if (r->channel_cb != NULL)
+        r->channel_cb(r, ch, CMDIPC_CHANNEL_DOWN, status, r->channel_cb_data);
+}
+
+/* The handshake of a link that became usable: our list request, then, on
+ * the router channel, escalation (decision 7). */
+void cmdipc__channel_up(cmdipc_channel_t *ch) {
+    cmdipc_registry_t *r = ch->reg;
+    cmdipc_msg_t *m = cmdipc__msg_new(CMDIPC_MSG_LIST_REQUEST, NULL, NULL, NULL, NULL, NULL);
+    if (m != NULL)
+        cmdipc__send_or_fail(ch, m);
+    else
+        cmdipc__channel_fail(ch, UV_ENOMEM);
+    if (r->channel_cb != NULL && ch->state == CMDIPC__CH_ATTACHED)
+        r->channel_cb(r, ch, CMDIPC_CHANNEL_UP, 0, r->channel_cb_data);
+    if (ch->state == CMDIPC__CH_ATTACHED && !ch->down && !ch->failing &&
+        r->router_id != NULL && strcmp(r->router_id, ch->id) == 0) {
+        r->router = ch;
+        cmdipc__router_attached(r);
+    }
+}
+
+void cmdipc_channel_link_up(cmdipc_channel_t *ch) {
+    cmdipc_registry_t *r = ch->reg;
+    if (r == NULL) {
+        ch->down = 0;
+        return;
+    }
+    if (ch->state != CMDIPC__CH_ATTACHED || !ch->down)
+        return;
+    ch->down = 0;
+    cmdipc__log(r, CMDIPC_LOG_INFO, "channel %s up", ch->id);
+    cmdipc__channel_up(ch);
 }

@@ -307,7 +307,12 @@ static int sink_start(cmdipc_channel_t *ch, uv_loop_t *loop) {
 }
 
 static const cmdipc_channel_ops_t sink_ops = {
-    CMDIPC_CHANNEL_OPS_VERSION, sink_start, sink_send, sink_pause, sink_close, sink_free,
+    .version = CMDIPC_CHANNEL_OPS_VERSION,
+    .start = sink_start,
+    .send = sink_send,
+    .pause_reading = sink_pause,
+    .close = sink_close,
+    .free = sink_free,
 };
 
 tu_sink_t *tu_sink(cmdipc_registry_t *r, const char *id) {

@@ -202,7 +202,12 @@ static void mem_free(cmdipc_channel_t *ch) {
 }
 
 static const cmdipc_channel_ops_t mem_ops = {
-    CMDIPC_CHANNEL_OPS_VERSION, mem_start, mem_send, mem_pause, mem_close, mem_free,
+    .version = CMDIPC_CHANNEL_OPS_VERSION,
+    .start = mem_start,
+    .send = mem_send,
+    .pause_reading = mem_pause,
+    .close = mem_close,
+    .free = mem_free,
 };
 
 int cmdipc_memory_pair_ex(const char *id_a, const char *id_b, const cmdipc_memory_opts_t *opts,

@@ -118,6 +118,16 @@ CMDIPC_EXTERN void cmdipc_free(void *p);
  * Channels
  */
 
+/* What is known of a connecting peer. */
+typedef struct cmdipc_peer_info_s {
+    const char *url;    /* the listener's address */
+    const char *remote; /* the peer's address when known ("" otherwise) */
+    int has_creds;      /* 1 when uid/gid/pid are known (Unix sockets) */
+    uint32_t uid, gid;
+    int32_t pid;
+} cmdipc_peer_info_t;
+
+
 #define CMDIPC_CHANNEL_OPS_VERSION 1
 
 typedef struct cmdipc_channel_ops_s {
@@ -144,6 +154,8 @@ typedef struct cmdipc_channel_ops_s {
     /* Release the transport's state. Called once, after closed was reported
      * (or by cmdipc_channel_free() for a channel never attached). */
     void (*free)(cmdipc_channel_t *ch);
+    /* What is known of the peer (see cmdipc_channel_peer()). May be NULL. */
+    int (*peer)(const cmdipc_channel_t *ch, cmdipc_peer_info_t *out);
 } cmdipc_channel_ops_t;
 
 /* Creates a channel named id (copied; non-empty) with the transport's ops
@@ -160,6 +172,11 @@ CMDIPC_EXTERN void *cmdipc_channel_impl(const cmdipc_channel_t *ch);
 CMDIPC_EXTERN cmdipc_registry_t *cmdipc_channel_registry(const cmdipc_channel_t *ch);
 CMDIPC_EXTERN void *cmdipc_channel_get_data(const cmdipc_channel_t *ch);
 CMDIPC_EXTERN void cmdipc_channel_set_data(cmdipc_channel_t *ch, void *data);
+/* What is known of the peer on the other end: for Unix sockets its uid, gid
+ * and pid (SO_PEERCRED), for TCP its address. Returns 0 or UV_ENOTSUP. */
+CMDIPC_EXTERN int cmdipc_channel_peer(const cmdipc_channel_t *ch, cmdipc_peer_info_t *out);
+/* 1 while the channel's link is up, 0 while a dialer reconnects. */
+CMDIPC_EXTERN int cmdipc_channel_is_up(const cmdipc_channel_t *ch);
 /* Limits used by cmdipc_channel_deliver_line() (copied). */
 CMDIPC_EXTERN void cmdipc_channel_set_limits(cmdipc_channel_t *ch, const cmdipc_limits_t *lim);
 
@@ -192,6 +209,19 @@ CMDIPC_EXTERN void cmdipc_channel_deliver_line(cmdipc_channel_t *ch, const char 
 /* Transport -> registry: one inbound line was rejected by the transport
  * itself (status says why). Counted and logged like a bad line. */
 CMDIPC_EXTERN void cmdipc_channel_reject(cmdipc_channel_t *ch, int status, const char *why);
+
+/* Transport -> registry: the link dropped but the transport keeps the
+ * channel and will re-establish it (a reconnecting dialer). The registry
+ * cleans up as for a close (pending calls fail CMDIPC_EDISCONNECTED, routed
+ * callers are answered, the channel's commands are forgotten) and sends
+ * nothing to it until cmdipc_channel_link_up(). Called before attach, it
+ * marks a channel that starts down (still connecting). */
+CMDIPC_EXTERN void cmdipc_channel_link_down(cmdipc_channel_t *ch, int status);
+
+/* Transport -> registry: the link is (again) usable. The registry runs its
+ * attach handshake again: list.commands.request, then, on its router channel,
+ * the escalation of its commands. */
+CMDIPC_EXTERN void cmdipc_channel_link_up(cmdipc_channel_t *ch);
 
 /* Transport -> registry: the channel is closed for good (status 0 after an
  * ops->close(), else the reason: UV_EOF, a transport error, a limit). Call it

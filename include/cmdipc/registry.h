@@ -132,10 +132,20 @@ CMDIPC_EXTERN uv_loop_t *cmdipc_registry_loop(const cmdipc_registry_t *r);
 CMDIPC_EXTERN void *cmdipc_registry_get_data(const cmdipc_registry_t *r);
 CMDIPC_EXTERN void cmdipc_registry_set_data(cmdipc_registry_t *r, void *data);
 
-/* Channel notifications: attached (status 0) and closed (status: 0 when this
- * side closed it, otherwise why: UV_EOF, a transport error, a limit). The
- * channel pointer is valid during the call. */
-typedef enum { CMDIPC_CHANNEL_ATTACHED = 1, CMDIPC_CHANNEL_CLOSED = 2 } cmdipc_channel_event_t;
+/* Channel notifications, each with the channel (valid during the call):
+ * - ATTACHED (status 0): attached to the registry;
+ * - UP (0): its link is usable (at attach, and after each reconnect of a
+ *   reconnecting dialer);
+ * - DOWN (why): the link dropped; a reconnecting dialer keeps the channel
+ *   attached and tries again; pending calls through it failed;
+ * - CLOSED (0 when this side closed it, otherwise why: UV_EOF, a transport
+ *   error, a limit, a child's exit): gone for good. */
+typedef enum {
+    CMDIPC_CHANNEL_ATTACHED = 1,
+    CMDIPC_CHANNEL_CLOSED = 2,
+    CMDIPC_CHANNEL_UP = 3,
+    CMDIPC_CHANNEL_DOWN = 4
+} cmdipc_channel_event_t;
 typedef void (*cmdipc_channel_cb)(cmdipc_registry_t *r, cmdipc_channel_t *ch,
                                   cmdipc_channel_event_t event, int status, void *data);
 CMDIPC_EXTERN void cmdipc_registry_set_channel_cb(cmdipc_registry_t *r, cmdipc_channel_cb cb,

@@ -4,7 +4,10 @@
  *   inproc://name           a memory channel between loops of this process
  *   unix:///path/cmd.sock   (see the stream transports)
  *   tcp://127.0.0.1:7400
- *   stdio://                this process's stdin/stdout
+ *   stdio://                this process's stdin/stdout (connect only)
+ *
+ * Plain unix:// and tcp:// links carry NDJSON: one compact spec-v1 message
+ * per line, no handshake. tcp:// is plain text for trusted networks.
  */
 #ifndef CMDIPC_TRANSPORT_H
 #define CMDIPC_TRANSPORT_H
@@ -57,15 +60,6 @@ CMDIPC_EXTERN int cmdipc_memory_pair_ex(const char *id_a, const char *id_b,
 
 typedef struct cmdipc_listener_s cmdipc_listener_t;
 
-/* What is known of a connecting peer. */
-typedef struct cmdipc_peer_info_s {
-    const char *url;    /* the listener's address */
-    const char *remote; /* the peer's address when known ("" otherwise) */
-    int has_creds;      /* 1 when uid/gid/pid are known (Unix sockets) */
-    uint32_t uid, gid;
-    int32_t pid;
-} cmdipc_peer_info_t;
-
 /* Called for each new connection before it becomes a channel. Return 0 to
  * accept it (optionally writing a channel id, NUL-terminated, into name; left
  * empty the listener names it <prefix><n>), or a negative status to refuse
@@ -82,8 +76,10 @@ typedef struct cmdipc_listen_opts_s {
     unsigned max_connections; /* default 1024 */
     cmdipc_limits_t limits;   /* per message; see cmdipc_limits_init() */
     size_t max_send_queue;    /* bytes queued per connection; default 8 MiB */
+    uint64_t write_stall_ms;  /* see cmdipc_connect_opts_t; default 10000 */
+    size_t soft_send_queue;   /* see cmdipc_connect_opts_t; default 2 MiB */
     /* Unix sockets: file mode (default 0600), and whether to accept only
-     * peers running as this process's uid or one of allowed_uids. */
+     * peers running as this process's uid or one of allowed_uids (copied). */
     unsigned mode;
     int same_uid_only;
     const uint32_t *allowed_uids;
@@ -92,7 +88,8 @@ typedef struct cmdipc_listen_opts_s {
 
 CMDIPC_EXTERN void cmdipc_listen_opts_init(cmdipc_listen_opts_t *opts);
 
-/* Listens on url; each accepted connection becomes a channel attached to r.
+/* Listens on url; each accepted connection becomes a channel attached to r
+ * (closed when the peer goes away: accepted channels never reconnect).
  * opts may be NULL. The listener is closed with the registry, or earlier with
  * cmdipc_listener_close(). Returns 0, UV_EINVAL (bad URL), UV_EADDRINUSE
  * (inproc name taken, or a live socket), UV_EAFNOSUPPORT (unknown scheme),
@@ -112,24 +109,79 @@ CMDIPC_EXTERN cmdipc_registry_t *cmdipc_listener_registry(const cmdipc_listener_
 typedef struct cmdipc_connect_opts_s {
     unsigned version; /* CMDIPC_CONNECT_OPTS_VERSION */
     cmdipc_limits_t limits;
-    size_t max_send_queue; /* default 8 MiB */
-    /* Reconnect with exponential backoff and jitter after the connection
-     * drops or fails: default on for stream transports. */
+    size_t max_send_queue; /* bytes; default 8 MiB, then the peer is a slow consumer */
+    /* Reconnect after the link drops or a connection attempt fails, with
+     * exponential backoff and jitter: the delay starts at reconnect_min_ms,
+     * doubles up to reconnect_max_ms, each one randomised by +-jitter_pct %.
+     * Default on (unix:// and tcp://), 100 ms, 30000 ms, 20 %. */
     int reconnect;
-    uint64_t reconnect_min_ms; /* default 100 */
-    uint64_t reconnect_max_ms; /* default 30000 */
-    unsigned jitter_pct;       /* default 20 (+-20 %) */
+    uint64_t reconnect_min_ms;
+    uint64_t reconnect_max_ms;
+    unsigned jitter_pct;
+    /* A write that makes no progress for this long, or a send queue above
+     * soft_send_queue for this long, cuts the peer off as a slow consumer.
+     * Default 10000 ms and 2 MiB; 0 disables. */
+    uint64_t write_stall_ms;
+    size_t soft_send_queue;
 } cmdipc_connect_opts_t;
 
 CMDIPC_EXTERN void cmdipc_connect_opts_init(cmdipc_connect_opts_t *opts);
 
-/* Connects r to url; the link becomes a channel named channel_id (typically
- * the registry's router channel), attached to r. opts may be NULL. *out (may
- * be NULL) receives the channel.
- * Returns 0, UV_EINVAL, UV_ECONNREFUSED (inproc name not listened on),
- * UV_EEXIST (channel_id taken), UV_EAFNOSUPPORT, CMDIPC_ECLOSED. */
+/* Connects r to url. The link is a channel named channel_id (typically the
+ * registry's router channel), attached to r at once and usable as soon as the
+ * connection is up (cmdipc_channel_is_up(); the UP channel event). With
+ * reconnect on, a failed attempt or a dropped link is retried with backoff on
+ * the same channel; calls pending when it dropped fail once with
+ * CMDIPC_EDISCONNECTED and are never re-sent; after each reconnect the list
+ * exchange and the escalation to the router run again. cmdipc_channel_close()
+ * on it stops the dialer. opts may be NULL. *out (may be NULL) receives the
+ * channel, valid until it closes (the CLOSED channel event).
+ * Without reconnect, a failed first attempt closes the channel with the
+ * connect error.
+ * Returns 0, UV_EINVAL (bad URL), UV_ENAMETOOLONG (socket path),
+ * UV_ECONNREFUSED (inproc name not listened on), UV_EEXIST (channel_id
+ * taken), UV_EAFNOSUPPORT (unknown scheme), CMDIPC_ECLOSED. */
 CMDIPC_EXTERN int cmdipc_connect(cmdipc_registry_t *r, const char *url, const char *channel_id,
                                  const cmdipc_connect_opts_t *opts, cmdipc_channel_t **out);
+
+/* ---------------------------------------------------------------------------
+ * Child processes: a host runs a plugin as a separate process whose
+ * stdin/stdout are a channel (the child connects with "stdio://").
+ */
+
+/* The child exited: exit_status and term_signal as uv_exit_cb gives them. */
+typedef void (*cmdipc_exit_cb)(cmdipc_registry_t *r, const char *channel_id,
+                               int64_t exit_status, int term_signal, void *data);
+
+#define CMDIPC_SPAWN_OPTS_VERSION 1
+typedef struct cmdipc_spawn_opts_s {
+    unsigned version; /* CMDIPC_SPAWN_OPTS_VERSION */
+    const char *file; /* program to run (searched in PATH) */
+    char **args;      /* argv, NULL-terminated; args[0] is usually file */
+    char **env;       /* NULL: inherit */
+    const char *cwd;  /* NULL: inherit */
+    cmdipc_limits_t limits;
+    size_t max_send_queue;
+    /* Called once when the child exits. May be NULL. */
+    cmdipc_exit_cb exit_cb;
+    void *exit_data;
+    /* When the channel closes (or the registry does) the child's stdin is
+     * closed; if it has not exited this long after, it gets SIGKILL.
+     * Default 2000 ms. */
+    uint64_t kill_timeout_ms;
+} cmdipc_spawn_opts_t;
+
+CMDIPC_EXTERN void cmdipc_spawn_opts_init(cmdipc_spawn_opts_t *opts);
+
+/* Starts a child process whose stdin and stdout become a channel named
+ * channel_id attached to r; its stderr passes through to ours. The child's
+ * exit closes the channel (status UV_EOF, or the read error) and is reported
+ * to exit_cb. *pid (may be NULL) receives the child's pid.
+ * Returns 0, UV_EINVAL, UV_EEXIST, CMDIPC_ECLOSED, or uv_spawn's error
+ * (UV_ENOENT for a missing program). */
+CMDIPC_EXTERN int cmdipc_spawn(cmdipc_registry_t *r, const char *channel_id,
+                               const cmdipc_spawn_opts_t *opts, cmdipc_channel_t **out,
+                               int *pid);
 
 #ifdef __cplusplus
 }

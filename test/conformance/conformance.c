@@ -811,7 +811,11 @@ static void mock_close(cmdipc_channel_t *ch, int graceful);
 static void mock_free(cmdipc_channel_t *ch);
 
 static const cmdipc_channel_ops_t mock_ops = {
-    CMDIPC_CHANNEL_OPS_VERSION, NULL, mock_send, mock_pause, mock_close, mock_free,
+    .version = CMDIPC_CHANNEL_OPS_VERSION,
+    .send = mock_send,
+    .pause_reading = mock_pause,
+    .close = mock_close,
+    .free = mock_free,
 };
 
 /* Encodes an emitted message, parses it back and checks it against the
