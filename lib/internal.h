@@ -218,7 +218,8 @@ enum { /* timer kinds */
        CMDIPC__T_EXEC = 1,
        CMDIPC__T_REG,
        CMDIPC__T_ROUTE,
-       CMDIPC__T_RETRY
+       CMDIPC__T_RETRY,
+       CMDIPC__T_LIST
 };
 
 enum { /* states of a channel */
@@ -339,6 +340,7 @@ struct cmdipc_registry_s {
     size_t deferred_count;
     cmdipc__queue_t reqs;        /* uncompleted cmdipc_req_t */
     cmdipc__queue_t regs;        /* every cmdipc__reg_t */
+    cmdipc__queue_t lists;       /* pending cmdipc_channel_list_commands() */
     cmdipc__queue_t calls;       /* local and orphaned calls */
     cmdipc__queue_t resources;
     cmdipc__map_t events;        /* event id -> cmdipc__sub_list_t */
@@ -436,6 +438,9 @@ typedef struct cmdipc__route_s {
     char id[]; /* the forwarded request's id */
 } cmdipc__route_t;
 
+typedef struct cmdipc__list_s cmdipc__list_t;
+void cmdipc__list_expired(cmdipc__list_t *l);
+void cmdipc__lists_cancel_all(cmdipc_registry_t *r);
 void cmdipc__dispatch(cmdipc_channel_t *ch, cmdipc_msg_t *m);
 void cmdipc__channel_detach(cmdipc_channel_t *ch, int status);
 void cmdipc__channel_up(cmdipc_channel_t *ch);

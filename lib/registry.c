@@ -183,6 +183,9 @@ void cmdipc__registry_run_deadlines(cmdipc_registry_t *r) {
             case CMDIPC__T_RETRY:
                 cmdipc__retry_due(r, cmdipc__container_of(t, cmdipc__cmd_t, retry));
                 break;
+            case CMDIPC__T_LIST:
+                cmdipc__list_expired((cmdipc__list_t *)cmdipc__container_of(t, cmdipc__out_t, timer));
+                break;
             default:
                 break;
         }
@@ -275,6 +278,7 @@ int cmdipc_registry_new(uv_loop_t *loop, const cmdipc_registry_opts_t *opts,
     cmdipc__queue_init(&r->deferred);
     cmdipc__queue_init(&r->reqs);
     cmdipc__queue_init(&r->regs);
+    cmdipc__queue_init(&r->lists);
     cmdipc__queue_init(&r->calls);
     cmdipc__queue_init(&r->resources);
     cmdipc__map_init(&r->events);
@@ -365,6 +369,7 @@ void cmdipc_registry_close(cmdipc_registry_t *r, cmdipc_close_cb cb, void *data)
     /* Outbound calls and registrations complete with CMDIPC_ECANCELED. */
     cmdipc__reqs_cancel_all(r);
     cmdipc__regs_cancel_all(r);
+    cmdipc__lists_cancel_all(r);
 
     /* Channels close gracefully (what is queued is flushed). */
     while (!cmdipc__queue_empty(&r->channel_list)) {

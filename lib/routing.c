@@ -600,6 +600,94 @@ static void inbound_list_response(cmdipc_channel_t *ch, cmdipc_msg_t *m) {
     }
 }
 
+/* ---------------------------------------------------------------------------
+ * Solicited list requests (cmdipc_channel_list_commands). */
+
+struct cmdipc__list_s {
+    cmdipc__out_t out; /* first: the deadline timer is out.timer */
+    cmdipc__deferred_t deferred;
+    cmdipc__queue_t link; /* r->lists */
+    cmdipc_registry_t *reg;
+    cmdipc_list_cb cb;
+    void *data;
+    int status;
+    json_t *commands;
+    char id[CMDIPC__UUID_LEN + 1];
+};
+
+static void list_deliver_cb(cmdipc__deferred_t *d) {
+    cmdipc__list_t *l = cmdipc__container_of(d, cmdipc__list_t, deferred);
+    l->cb(l->reg, l->status, l->commands, l->data);
+    json_decref(l->commands);
+    free(l);
+}
+
+static void list_complete(cmdipc__list_t *l, int status, json_t *commands) {
+    if (l->out.target != NULL) {
+        cmdipc__map_del(&l->out.target->out, &l->out.node);
+        l->out.target = NULL;
+    }
+    cmdipc__deadline_cancel(l->reg, &l->out.timer);
+    cmdipc__queue_remove(&l->link);
+    l->status = status;
+    l->commands = json_incref(commands);
+    cmdipc__defer(l->reg, &l->deferred);
+}
+
+void cmdipc__list_expired(cmdipc__list_t *l) {
+    l->reg->stats.timeouts++;
+    list_complete(l, CMDIPC_ETIMEDOUT, NULL);
+}
+
+void cmdipc__lists_cancel_all(cmdipc_registry_t *r) {
+    while (!cmdipc__queue_empty(&r->lists))
+        list_complete(cmdipc__container_of(r->lists.next, cmdipc__list_t, link),
+                      CMDIPC_ECANCELED, NULL);
+}
+
+int cmdipc_channel_list_commands(cmdipc_channel_t *ch, cmdipc_list_cb cb, void *data) {
+    if (ch == NULL || cb == NULL || ch->reg == NULL)
+        return UV_EINVAL;
+    cmdipc_registry_t *r = ch->reg;
+    if (r->closing)
+        return CMDIPC_ECLOSED;
+    if (ch->state != CMDIPC__CH_ATTACHED || ch->down || ch->failing)
+        return CMDIPC_EDISCONNECTED;
+    if (r->max_out && ch->out.count >= r->max_out) {
+        r->stats.overloads++;
+        return CMDIPC_EOVERLOAD;
+    }
+    cmdipc__list_t *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return UV_ENOMEM;
+    l->reg = r;
+    l->cb = cb;
+    l->data = data;
+    l->deferred.fn = list_deliver_cb;
+    l->out.timer.index = SIZE_MAX;
+    l->out.timer.kind = CMDIPC__T_LIST;
+    cmdipc__uuid4(l->id);
+    cmdipc_msg_t *m = cmdipc__msg_new(CMDIPC_MSG_LIST_REQUEST, l->id, NULL, NULL, NULL, NULL);
+    if (m == NULL) {
+        free(l);
+        return UV_ENOMEM;
+    }
+    l->out.target = ch;
+    l->out.node.key = l->id;
+    cmdipc__map_put(&ch->out, &l->out.node);
+    cmdipc__queue_insert_tail(&r->lists, &l->link);
+    int rc = cmdipc__send(ch, m);
+    if (rc != 0) {
+        cmdipc__map_del(&ch->out, &l->out.node);
+        cmdipc__queue_remove(&l->link);
+        free(l);
+        return rc == CMDIPC_ECLOSED ? CMDIPC_EDISCONNECTED : rc;
+    }
+    if (r->request_ttl_ms != 0)
+        cmdipc__deadline_arm(r, &l->out.timer, cmdipc__now(r) + r->request_ttl_ms);
+    return 0;
+}
+
 static void route_free(cmdipc_registry_t *r, cmdipc__route_t *rt) {
     if (rt->out.target != NULL)
         cmdipc__map_del(&rt->out.target->out, &rt->out.node);
@@ -748,10 +836,15 @@ void cmdipc__dispatch(cmdipc_channel_t *ch, cmdipc_msg_t *m) {
             inbound_list_request(ch, m);
             cmdipc_msg_free(m);
             break;
-        case CMDIPC_MSG_LIST_RESPONSE:
+        case CMDIPC_MSG_LIST_RESPONSE: {
             inbound_list_response(ch, m);
+            cmdipc__hnode_t *n = cmdipc__map_get(&ch->out, m->thid);
+            cmdipc__out_t *o = n ? cmdipc__container_of(n, cmdipc__out_t, node) : NULL;
+            if (o != NULL && o->timer.kind == CMDIPC__T_LIST)
+                list_complete((cmdipc__list_t *)o, 0, cmdipc_msg_payload(m));
             cmdipc_msg_free(m);
             break;
+        }
         case CMDIPC_MSG_EXECUTE_REQUEST:
             inbound_execute(ch, m);
             break;
@@ -801,6 +894,9 @@ static void channel_cleanup(cmdipc_channel_t *ch) {
             case CMDIPC__T_REG:
                 reg_finish(cmdipc__container_of(o, cmdipc__reg_t, out), CMDIPC_EDISCONNECTED,
                            "the router disconnected");
+                break;
+            case CMDIPC__T_LIST:
+                list_complete((cmdipc__list_t *)o, CMDIPC_EDISCONNECTED, NULL);
                 break;
             case CMDIPC__T_ROUTE: {
                 cmdipc__route_t *rt = cmdipc__container_of(o, cmdipc__route_t, out);

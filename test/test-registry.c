@@ -263,6 +263,42 @@ TEST(bad_arguments_are_returned_at_once) {
     tu_close_all(&loop, ra, NULL);
 }
 
+static int list_calls, list_status;
+static json_t *list_got;
+static void list_cb(cmdipc_registry_t *r, int status, json_t *commands, void *data) {
+    (void)r;
+    (void)data;
+    list_calls++;
+    list_status = status;
+    list_got = json_incref(commands);
+}
+
+TEST(channel_list_commands_asks_the_peer) {
+    pair_setup();
+    tu_register(&loop, ra, "a.one", tu_echo_fn, NULL);
+    tu_register(&loop, ra, "_a.private", tu_echo_fn, NULL);
+    cmdipc_channel_t *ch = cmdipc_registry_channel(rb, "a");
+    ASSERT_OK(cmdipc_channel_list_commands(ch, list_cb, NULL));
+    ASSERT_EQ(list_calls, 0);
+    tu_settle(&loop);
+    ASSERT_EQ(list_calls, 1);
+    ASSERT_OK(list_status);
+    /* The peer's local public commands only. */
+    ASSERT_EQ(json_array_size(list_got), 1);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(list_got, 0), "id")), "a.one");
+    json_decref(list_got);
+    /* The answer made the command routable, as any list response does. */
+    ASSERT(tu_has_command(rb, "a.one"));
+    /* A request pending when the channel closes fails. */
+    ASSERT_OK(cmdipc_channel_list_commands(ch, list_cb, NULL));
+    ASSERT_OK(cmdipc_channel_close(ch));
+    tu_settle(&loop);
+    ASSERT_EQ(list_calls, 2);
+    ASSERT_STATUS(CMDIPC_EDISCONNECTED, list_status);
+    ASSERT_NULL(list_got);
+    pair_teardown();
+}
+
 TEST_LIST_BEGIN
 TEST_ENTRY(execute_local_command)
 TEST_ENTRY(child_executes_command_on_root_via_router)
@@ -278,4 +314,5 @@ TEST_ENTRY(channel_close_fails_pending_executes)
 TEST_ENTRY(channel_close_removes_its_commands)
 TEST_ENTRY(register_command_executes_locally_with_description)
 TEST_ENTRY(bad_arguments_are_returned_at_once)
+TEST_ENTRY(channel_list_commands_asks_the_peer)
 TEST_LIST_END

@@ -175,6 +175,19 @@ CMDIPC_EXTERN void cmdipc_channel_set_data(cmdipc_channel_t *ch, void *data);
 /* What is known of the peer on the other end: for Unix sockets its uid, gid
  * and pid (SO_PEERCRED), for TCP its address. Returns 0 or UV_ENOTSUP. */
 CMDIPC_EXTERN int cmdipc_channel_peer(const cmdipc_channel_t *ch, cmdipc_peer_info_t *out);
+/* The answer to cmdipc_channel_list_commands(): status 0 and the peer's
+ * commands (borrowed: a JSON array of {id, description?, schema?}), or
+ * CMDIPC_ETIMEDOUT, CMDIPC_EDISCONNECTED, CMDIPC_ECANCELED with NULL. */
+typedef void (*cmdipc_list_cb)(cmdipc_registry_t *r, int status, json_t *commands, void *data);
+
+/* Asks the peer on ch for its commands with a list.commands.request and
+ * calls cb (later, once) with its answer: per spec-v1 the peer's own local
+ * public commands. The answer also updates routing, as every list response
+ * does. Returns 0, UV_EINVAL, CMDIPC_EDISCONNECTED (link down),
+ * CMDIPC_EOVERLOAD, CMDIPC_ECLOSED. */
+CMDIPC_EXTERN int cmdipc_channel_list_commands(cmdipc_channel_t *ch, cmdipc_list_cb cb,
+                                               void *data);
+
 /* 1 while the channel's link is up, 0 while a dialer reconnects. */
 CMDIPC_EXTERN int cmdipc_channel_is_up(const cmdipc_channel_t *ch);
 /* Limits used by cmdipc_channel_deliver_line() (copied). */
