@@ -171,6 +171,8 @@ int tu_call(uv_loop_t *loop, cmdipc_registry_t *r, const char *id, const char *r
         return rc;
     ASSERT_EQ(out->calls, 0); /* never inside execute */
     tu_settle(loop);
+    if (!out->done) /* across processes or sockets it may take longer */
+        tu_run_until(loop, &out->done, 30000);
     ASSERT_EQ(out->calls, 1);
     return out->status;
 }

@@ -38,4 +38,122 @@ int cmdipc__inproc_listen(cmdipc_listener_t *l, const char *name);
 int cmdipc__inproc_connect(cmdipc_registry_t *r, const char *name, const char *channel_id,
                            cmdipc_channel_t **out);
 
+/* ---------------------------------------------------------------------------
+ * Streams (stream.c): NDJSON over libuv streams.
+ *
+ * A conn is one connection: a read handle and a write handle (the same one
+ * for sockets), the line splitter, the write batcher and the limits. A link
+ * is a channel's transport state: its current conn, plus what its kind
+ * needs (a dialer reconnects, a spawned child has a process). */
+
+typedef struct cmdipc__conn_s cmdipc__conn_t;
+typedef struct cmdipc__link_s cmdipc__link_t;
+
+typedef union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_pipe_t pipe;
+    uv_tcp_t tcp;
+    uv_tty_t tty;
+} cmdipc__stream_handle_t;
+
+typedef struct cmdipc__stream_limits_s {
+    cmdipc_limits_t limits;
+    size_t max_send_queue;
+    size_t soft_send_queue;
+    uint64_t write_stall_ms;
+} cmdipc__stream_limits_t;
+
+struct cmdipc__conn_s {
+    cmdipc__link_t *link;
+    uv_loop_t *loop;
+    cmdipc__stream_handle_t rio;
+    cmdipc__stream_handle_t wio; /* used when two is set */
+    uv_stream_t *rs;
+    uv_stream_t *ws;
+    int two;
+    uv_check_t check;
+    uv_prepare_t prepare;
+    uv_idle_t idle;
+    uv_timer_t timer;
+    uv_write_t wreq;
+    uv_shutdown_t sreq;
+    uv_connect_t creq;
+    int state;
+    int paused;
+    int writing;
+    int reading;
+    int eof;
+    unsigned open_handles;
+    int status;
+    char *rbuf;
+    size_t rcap, rstart, rend, rscan;
+    cmdipc__buf_t pending;
+    cmdipc__buf_t inflight;
+    cmdipc__stream_limits_t lim;
+    uint64_t write_started;
+    size_t last_queue;
+    uint64_t soft_since;
+};
+
+enum { CMDIPC__LINK_ACCEPTED = 1, CMDIPC__LINK_DIALER, CMDIPC__LINK_STDIO, CMDIPC__LINK_SPAWN };
+
+struct cmdipc__link_s {
+    cmdipc_channel_t *ch;
+    cmdipc__conn_t *conn;
+    int kind;
+    int closing;     /* ops->close was called */
+    int reported;    /* cmdipc_channel_closed was called */
+    int freed;       /* ops->free was called */
+    int was_up;      /* the registry saw the link up */
+    int close_status;
+    unsigned busy;   /* handles of the link itself still open */
+    cmdipc__stream_limits_t lim;
+    cmdipc_peer_info_t peer;
+    char remote[80];
+    char *url;
+    cmdipc_listener_t *listener; /* accepted: the listener, until it closes */
+    cmdipc__queue_t listener_link;
+    /* The kind's reaction to its conn having closed (status: why). */
+    void (*conn_closed)(cmdipc__link_t *link, int status);
+    /* The kind's part of ops->close (stop timers, kill a child...). */
+    void (*closing_hook)(cmdipc__link_t *link);
+    void (*free_hook)(cmdipc__link_t *link);
+    void *kind_data;
+};
+
+extern const cmdipc_channel_ops_t cmdipc__stream_ops;
+
+void cmdipc__stream_limits_default(cmdipc__stream_limits_t *l);
+cmdipc__link_t *cmdipc__link_new(int kind, const cmdipc__stream_limits_t *lim);
+/* Releases the link once it is closed, reported, freed and idle. */
+void cmdipc__link_maybe_release(cmdipc__link_t *link);
+/* The link is done: report closed to the registry (once). */
+void cmdipc__link_report_closed(cmdipc__link_t *link, int status);
+
+/* A conn for link. Its handles are initialised by the caller through
+ * cmdipc__conn_handle(); then cmdipc__conn_start() begins reading. */
+cmdipc__conn_t *cmdipc__conn_new(cmdipc__link_t *link, uv_loop_t *loop);
+/* Call after initialising rio (and wio when two): counts the handle(s) and
+ * sets the stream pointers. */
+void cmdipc__conn_handles_ready(cmdipc__conn_t *c);
+int cmdipc__conn_start(cmdipc__conn_t *c);
+/* Closes the conn: graceful flushes what is queued and shuts down the
+ * write side first. The link's conn_closed hook runs when every handle of
+ * the conn is closed. */
+void cmdipc__conn_close(cmdipc__conn_t *c, int graceful, int status);
+/* Test hook: bytes the line splitter moved or copied, process-wide. */
+uint64_t cmdipc__stream_bytes_moved(void);
+
+/* net.c, spawn.c */
+int cmdipc__unix_listen(cmdipc_listener_t *l, const char *path);
+int cmdipc__tcp_listen(cmdipc_listener_t *l, const char *hostport);
+int cmdipc__net_connect(cmdipc_registry_t *r, const char *url, const char *channel_id,
+                        const cmdipc_connect_opts_t *opts, cmdipc_channel_t **out);
+int cmdipc__stdio_connect(cmdipc_registry_t *r, const char *channel_id,
+                          const cmdipc_connect_opts_t *opts, cmdipc_channel_t **out);
+/* Reconnect delay number attempt (0-based) with jitter from u in [0, 1). */
+uint64_t cmdipc__backoff_ms(unsigned attempt, uint64_t min_ms, uint64_t max_ms,
+                            unsigned jitter_pct, double u);
+
 #endif /* CMDIPC_TRANSPORT_INT_H */

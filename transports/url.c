@@ -13,6 +13,8 @@ void cmdipc_listen_opts_init(cmdipc_listen_opts_t *o) {
     o->max_connections = 1024;
     cmdipc_limits_init(&o->limits);
     o->max_send_queue = 8u * 1024 * 1024;
+    o->write_stall_ms = 10000;
+    o->soft_send_queue = 2u * 1024 * 1024;
     o->mode = 0600;
 }
 
@@ -25,6 +27,8 @@ void cmdipc_connect_opts_init(cmdipc_connect_opts_t *o) {
     o->reconnect_min_ms = 100;
     o->reconnect_max_ms = 30000;
     o->jitter_pct = 20;
+    o->write_stall_ms = 10000;
+    o->soft_send_queue = 2u * 1024 * 1024;
 }
 
 /* ---------------------------------------------------------------------------
@@ -133,6 +137,10 @@ int cmdipc_listen(cmdipc_registry_t *r, const char *url, const cmdipc_listen_opt
         return rc;
     if (has_scheme(url, "inproc://", &rest))
         rc = cmdipc__inproc_listen(l, rest);
+    else if (has_scheme(url, "unix://", &rest))
+        rc = cmdipc__unix_listen(l, rest);
+    else if (has_scheme(url, "tcp://", &rest))
+        rc = cmdipc__tcp_listen(l, rest);
     else if (strstr(url, "://") == NULL)
         rc = UV_EINVAL;
     else
@@ -167,6 +175,10 @@ int cmdipc_connect(cmdipc_registry_t *r, const char *url, const char *channel_id
         return UV_EEXIST;
     if (has_scheme(url, "inproc://", &rest))
         return rest[0] ? cmdipc__inproc_connect(r, rest, channel_id, out) : UV_EINVAL;
+    if (has_scheme(url, "unix://", &rest) || has_scheme(url, "tcp://", &rest))
+        return cmdipc__net_connect(r, url, channel_id, opts, out);
+    if (has_scheme(url, "stdio://", &rest))
+        return rest[0] ? UV_EINVAL : cmdipc__stdio_connect(r, channel_id, opts, out);
     if (strstr(url, "://") == NULL)
         return UV_EINVAL;
     return UV_EAFNOSUPPORT;

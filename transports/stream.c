@@ -1,0 +1,525 @@
+/* cmdipc — NDJSON over any libuv stream: the line splitter, the write
+ * batcher, limits and close, shared by Unix sockets, TCP, stdio and spawned
+ * children.
+ *
+ * Reading: one buffer per connection; each read appends to it, complete lines
+ * are handed to the registry in place (no copy), and the partial line left
+ * at the end is moved to the front only when the buffer needs room, so the
+ * splitter never copies more than it reads. A line longer than the limit
+ * closes the connection: the stream cannot be trusted further.
+ *
+ * Writing: messages are encoded into a pending buffer; at the end of the
+ * loop iteration (uv_check, or uv_prepare before the loop blocks) the whole
+ * buffer goes out in one uv_write while the next one fills. Beyond
+ * max_send_queue bytes a send is refused (CMDIPC_EOVERLOAD: the registry
+ * then fails the call or cuts the peer off as a slow consumer); a write
+ * without progress, or a queue above the soft limit, for write_stall_ms cuts
+ * the peer off too.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "transport_int.h"
+
+#define READ_CHUNK (64 * 1024)
+
+enum { C_OPEN = 0, C_DRAINING, C_CLOSING };
+
+static uint64_t bytes_moved;
+
+uint64_t cmdipc__stream_bytes_moved(void) { return bytes_moved; }
+
+void cmdipc__stream_limits_default(cmdipc__stream_limits_t *l) {
+    cmdipc_limits_init(&l->limits);
+    l->max_send_queue = 8u * 1024 * 1024;
+    l->soft_send_queue = 2u * 1024 * 1024;
+    l->write_stall_ms = 10000;
+}
+
+static cmdipc_registry_t *conn_reg(const cmdipc__conn_t *c) {
+    return c->link && c->link->ch ? cmdipc_channel_registry(c->link->ch) : NULL;
+}
+
+/* ---------------------------------------------------------------------------
+ * Closing. */
+
+static void conn_free(cmdipc__conn_t *c) {
+    free(c->rbuf);
+    cmdipc__buf_free(&c->pending);
+    cmdipc__buf_free(&c->inflight);
+    free(c);
+}
+
+static void conn_handle_closed(uv_handle_t *h) {
+    cmdipc__conn_t *c = h->data;
+    if (--c->open_handles > 0)
+        return;
+    cmdipc__link_t *link = c->link;
+    int status = c->status;
+    if (link != NULL) {
+        link->conn = NULL;
+        conn_free(c);
+        link->conn_closed(link, status);
+    } else {
+        conn_free(c);
+    }
+}
+
+static void close_handle(cmdipc__conn_t *c, uv_handle_t *h) {
+    if (h->loop == NULL || uv_is_closing(h))
+        return;
+    h->data = c;
+    uv_close(h, conn_handle_closed);
+}
+
+/* Closes every handle; the link hears about it when the last one closed. */
+static void conn_destroy(cmdipc__conn_t *c) {
+    if (c->state == C_CLOSING)
+        return;
+    c->state = C_CLOSING;
+    close_handle(c, &c->rio.handle);
+    if (c->two)
+        close_handle(c, &c->wio.handle);
+    close_handle(c, (uv_handle_t *)&c->check);
+    close_handle(c, (uv_handle_t *)&c->prepare);
+    close_handle(c, (uv_handle_t *)&c->idle);
+    close_handle(c, (uv_handle_t *)&c->timer);
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status) {
+    (void)status;
+    conn_destroy(req->data);
+}
+
+static void start_shutdown(cmdipc__conn_t *c) {
+    c->sreq.data = c;
+    if (uv_shutdown(&c->sreq, c->ws, shutdown_cb) != 0)
+        conn_destroy(c);
+}
+
+static void flush(cmdipc__conn_t *c);
+
+void cmdipc__conn_close(cmdipc__conn_t *c, int graceful, int status) {
+    if (c->state == C_CLOSING)
+        return;
+    if (c->status == 0)
+        c->status = status;
+    if (!graceful) {
+        conn_destroy(c);
+        return;
+    }
+    if (c->state == C_DRAINING)
+        return;
+    c->state = C_DRAINING;
+    if (c->reading) {
+        uv_read_stop(c->rs);
+        c->reading = 0;
+    }
+    if (!c->writing)
+        flush(c);
+    if (!c->writing)
+        start_shutdown(c);
+}
+
+/* The connection cannot go on (read error, limit, slow consumer). */
+static void conn_fail(cmdipc__conn_t *c, int status, const char *why) {
+    cmdipc_registry_t *r = conn_reg(c);
+    if (c->state == C_CLOSING)
+        return;
+    if (r != NULL && status != UV_EOF)
+        cmdipc__log(r, CMDIPC_LOG_WARN, "channel %s: closing the connection: %s",
+                    cmdipc_channel_id(c->link->ch), why ? why : cmdipc_strerror(status));
+    c->status = status;
+    conn_destroy(c);
+}
+
+/* ---------------------------------------------------------------------------
+ * Writing. */
+
+static size_t queued_bytes(const cmdipc__conn_t *c) {
+    return c->pending.len + (c->writing ? c->inflight.len : 0);
+}
+
+static void arm_timer(cmdipc__conn_t *c);
+
+static void write_cb(uv_write_t *req, int status) {
+    cmdipc__conn_t *c = req->data;
+    c->writing = 0;
+    c->inflight.len = 0;
+    if (status < 0) {
+        if (c->state != C_CLOSING)
+            conn_fail(c, status, NULL);
+        return;
+    }
+    if (c->state == C_CLOSING)
+        return;
+    if (c->pending.len > 0)
+        flush(c);
+    if (!c->writing) {
+        if (c->state == C_DRAINING)
+            start_shutdown(c);
+        else
+            uv_timer_stop(&c->timer);
+    }
+}
+
+static void flush(cmdipc__conn_t *c) {
+    if (c->writing || c->pending.len == 0 || c->state == C_CLOSING)
+        return;
+    uv_check_stop(&c->check);
+    uv_prepare_stop(&c->prepare);
+    cmdipc__buf_t t = c->inflight;
+    c->inflight = c->pending;
+    c->pending = t;
+    c->pending.len = 0;
+    uv_buf_t b = uv_buf_init(c->inflight.data, (unsigned)c->inflight.len);
+    c->wreq.data = c;
+    int rc = uv_write(&c->wreq, c->ws, &b, 1, write_cb);
+    if (rc != 0) {
+        c->inflight.len = 0;
+        conn_fail(c, rc, NULL);
+        return;
+    }
+    c->writing = 1;
+    c->write_started = uv_now(c->loop);
+    c->last_queue = SIZE_MAX;
+    arm_timer(c);
+}
+
+static void check_cb(uv_check_t *h) { flush(h->data); }
+static void prepare_cb(uv_prepare_t *h) { flush(h->data); }
+
+/* Write stall and soft queue limit. */
+static void timer_cb(uv_timer_t *t) {
+    cmdipc__conn_t *c = t->data;
+    uint64_t now = uv_now(c->loop);
+    uint64_t stall = c->lim.write_stall_ms;
+    if (c->writing) {
+        size_t q = uv_stream_get_write_queue_size(c->ws);
+        if (q != c->last_queue) { /* progress */
+            c->last_queue = q;
+            c->write_started = now;
+        } else if (now - c->write_started >= stall) {
+            conn_fail(c, CMDIPC_ESLOWCONSUMER, "write stalled");
+            return;
+        }
+    }
+    if (c->soft_since != 0 && now - c->soft_since >= stall) {
+        conn_fail(c, CMDIPC_ESLOWCONSUMER, "send queue above the soft limit for too long");
+        return;
+    }
+    arm_timer(c);
+}
+
+static void arm_timer(cmdipc__conn_t *c) {
+    if (c->lim.write_stall_ms == 0 || c->state == C_CLOSING)
+        return;
+    if (!c->writing && c->soft_since == 0) {
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    /* Check a few times per period: progress is sampled, not signalled. */
+    uint64_t period = c->lim.write_stall_ms / 4;
+    uv_timer_start(&c->timer, timer_cb, period ? period : 1, 0);
+}
+
+static int conn_send(cmdipc__conn_t *c, cmdipc_msg_t *m) {
+    if (c->state != C_OPEN) {
+        cmdipc_msg_free(m);
+        return CMDIPC_ECLOSED;
+    }
+    if (queued_bytes(c) >= c->lim.max_send_queue) {
+        cmdipc_msg_free(m);
+        return CMDIPC_EOVERLOAD;
+    }
+    size_t before = c->pending.len;
+    int rc = cmdipc__msg_encode_buf(m, &c->pending);
+    if (rc == 0)
+        rc = cmdipc__buf_putc(&c->pending, '\n');
+    cmdipc_msg_free(m);
+    if (rc != 0) {
+        c->pending.len = before;
+        return rc;
+    }
+    if (!c->writing && before == 0) {
+        /* Flushed at the end of this loop iteration, with whatever else is
+         * queued by then. */
+        uv_check_start(&c->check, check_cb);
+        uv_prepare_start(&c->prepare, prepare_cb);
+    }
+    if (c->lim.soft_send_queue && queued_bytes(c) > c->lim.soft_send_queue) {
+        if (c->soft_since == 0) {
+            c->soft_since = uv_now(c->loop);
+            arm_timer(c);
+        }
+    } else {
+        c->soft_since = 0;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Reading. */
+
+static void deliver_lines(cmdipc__conn_t *c) {
+    size_t max_line = c->lim.limits.max_line;
+    while (c->state == C_OPEN && !c->paused) {
+        char *nl = memchr(c->rbuf + c->rscan, '\n', c->rend - c->rscan);
+        if (nl == NULL) {
+            c->rscan = c->rend;
+            break;
+        }
+        size_t at = c->rstart;
+        size_t len = (size_t)(nl - (c->rbuf + at)) + 1;
+        c->rstart = c->rscan = at + len;
+        if (len > max_line) {
+            conn_fail(c, CMDIPC_ELINETOOLONG, "line longer than the limit");
+            return;
+        }
+        if (len == 1 || (len == 2 && c->rbuf[at] == '\r'))
+            continue; /* blank line */
+        cmdipc_channel_deliver_line(c->link->ch, c->rbuf + at, len);
+    }
+    if (c->rstart == c->rend) {
+        c->rstart = c->rend = c->rscan = 0;
+    } else if (c->rend - c->rstart >= max_line && c->state == C_OPEN) {
+        /* A line without its newline already at the limit. */
+        conn_fail(c, CMDIPC_ELINETOOLONG, "line longer than the limit");
+    }
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    (void)suggested;
+    cmdipc__conn_t *c = h->data;
+    size_t cap_max = c->lim.limits.max_line + READ_CHUNK;
+    if (c->rcap - c->rend < READ_CHUNK && c->rstart > 0) {
+        /* Make room: move the partial line to the front. */
+        size_t n = c->rend - c->rstart;
+        memmove(c->rbuf, c->rbuf + c->rstart, n);
+        bytes_moved += n;
+        c->rscan -= c->rstart;
+        c->rend = n;
+        c->rstart = 0;
+    }
+    if (c->rcap - c->rend < READ_CHUNK && c->rcap < cap_max) {
+        size_t cap = c->rcap ? c->rcap * 2 : READ_CHUNK;
+        if (cap < c->rend + READ_CHUNK)
+            cap = c->rend + READ_CHUNK;
+        if (cap > cap_max)
+            cap = cap_max;
+        char *p = realloc(c->rbuf, cap);
+        if (p != NULL) {
+            c->rbuf = p;
+            c->rcap = cap;
+        }
+    }
+    *buf = uv_buf_init(c->rbuf + c->rend, (unsigned)(c->rcap - c->rend));
+}
+
+/* End of input: the last line may lack its newline; then the peer is done,
+ * so flush what we owe it and close. */
+static void finish_eof(cmdipc__conn_t *c) {
+    deliver_lines(c);
+    if (c->state != C_OPEN || c->paused)
+        return;
+    if (c->rend > c->rstart)
+        cmdipc_channel_deliver_line(c->link->ch, c->rbuf + c->rstart, c->rend - c->rstart);
+    c->rstart = c->rend = c->rscan = 0;
+    cmdipc__conn_close(c, 1, UV_EOF);
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+    (void)buf;
+    cmdipc__conn_t *c = s->data;
+    if (nread == 0)
+        return;
+    if (nread == UV_ENOBUFS) {
+        conn_fail(c, CMDIPC_ELINETOOLONG, "line longer than the limit");
+        return;
+    }
+    if (nread == UV_EOF && c->state == C_OPEN) {
+        uv_read_stop(c->rs);
+        c->reading = 0;
+        c->eof = 1;
+        finish_eof(c); /* while paused, the resume finishes it */
+        return;
+    }
+    if (nread < 0) {
+        conn_fail(c, (int)nread, NULL);
+        return;
+    }
+    c->rend += (size_t)nread;
+    deliver_lines(c);
+}
+
+static void idle_cb(uv_idle_t *h) {
+    cmdipc__conn_t *c = h->data;
+    uv_idle_stop(h);
+    if (c->state != C_OPEN || c->paused)
+        return;
+    if (c->eof) {
+        finish_eof(c);
+        return;
+    }
+    deliver_lines(c);
+    if (c->state == C_OPEN && !c->paused && !c->reading) {
+        if (uv_read_start(c->rs, alloc_cb, read_cb) == 0)
+            c->reading = 1;
+    }
+}
+
+static void conn_pause(cmdipc__conn_t *c, int pause) {
+    if (c->state != C_OPEN)
+        return;
+    c->paused = pause;
+    if (pause) {
+        if (c->reading) {
+            uv_read_stop(c->rs);
+            c->reading = 0;
+        }
+    } else {
+        /* Lines already buffered are delivered from a later turn. */
+        uv_idle_start(&c->idle, idle_cb);
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * Construction. */
+
+cmdipc__conn_t *cmdipc__conn_new(cmdipc__link_t *link, uv_loop_t *loop) {
+    cmdipc__conn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->link = link;
+    c->loop = loop;
+    c->lim = link->lim;
+    cmdipc__buf_init(&c->pending);
+    cmdipc__buf_init(&c->inflight);
+    uv_check_init(loop, &c->check);
+    uv_prepare_init(loop, &c->prepare);
+    uv_idle_init(loop, &c->idle);
+    uv_timer_init(loop, &c->timer);
+    c->check.data = c->prepare.data = c->idle.data = c->timer.data = c;
+    c->open_handles = 4;
+    return c;
+}
+
+void cmdipc__conn_handles_ready(cmdipc__conn_t *c) {
+    c->rs = &c->rio.stream;
+    c->rio.handle.data = c;
+    c->open_handles++;
+    if (c->two) {
+        c->ws = &c->wio.stream;
+        c->wio.handle.data = c;
+        c->open_handles++;
+    } else {
+        c->ws = c->rs;
+    }
+}
+
+int cmdipc__conn_start(cmdipc__conn_t *c) {
+    int rc = uv_read_start(c->rs, alloc_cb, read_cb);
+    if (rc == 0)
+        c->reading = 1;
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------
+ * Links: the channel ops. */
+
+cmdipc__link_t *cmdipc__link_new(int kind, const cmdipc__stream_limits_t *lim) {
+    cmdipc__link_t *link = calloc(1, sizeof(*link));
+    if (link == NULL)
+        return NULL;
+    link->kind = kind;
+    link->lim = *lim;
+    link->peer.url = "";
+    link->peer.remote = link->remote;
+    cmdipc__queue_init(&link->listener_link);
+    return link;
+}
+
+void cmdipc__link_maybe_release(cmdipc__link_t *link) {
+    if (!link->freed || link->conn != NULL || link->busy > 0)
+        return;
+    if (link->free_hook != NULL)
+        link->free_hook(link);
+    free(link->url);
+    free(link);
+}
+
+void cmdipc__link_report_closed(cmdipc__link_t *link, int status) {
+    if (link->reported)
+        return;
+    link->reported = 1;
+    cmdipc_channel_closed(link->ch, status);
+}
+
+static int link_send(cmdipc_channel_t *ch, cmdipc_msg_t *m) {
+    cmdipc__link_t *link = cmdipc_channel_impl(ch);
+    if (link->conn == NULL || link->closing) {
+        cmdipc_msg_free(m);
+        return CMDIPC_ECLOSED;
+    }
+    return conn_send(link->conn, m);
+}
+
+static void link_pause(cmdipc_channel_t *ch, int pause) {
+    cmdipc__link_t *link = cmdipc_channel_impl(ch);
+    if (link->conn != NULL)
+        conn_pause(link->conn, pause);
+}
+
+static void link_close(cmdipc_channel_t *ch, int graceful) {
+    cmdipc__link_t *link = cmdipc_channel_impl(ch);
+    if (link->closing)
+        return;
+    link->closing = 1;
+    if (link->closing_hook != NULL)
+        link->closing_hook(link);
+    if (link->conn != NULL)
+        cmdipc__conn_close(link->conn, graceful, 0);
+    else if (link->busy == 0)
+        cmdipc__link_report_closed(link, 0);
+}
+
+static void link_free(cmdipc_channel_t *ch) {
+    cmdipc__link_t *link = cmdipc_channel_impl(ch);
+    link->freed = 1;
+    link->ch = NULL;
+    if (link->conn != NULL) {
+        /* Never attached (or attach failed): nothing reported yet. */
+        link->conn->link = NULL;
+        cmdipc__conn_close(link->conn, 0, 0);
+        link->conn = NULL;
+    }
+    cmdipc__link_maybe_release(link);
+}
+
+static int link_peer(const cmdipc_channel_t *ch, cmdipc_peer_info_t *out) {
+    const cmdipc__link_t *link = cmdipc_channel_impl(ch);
+    *out = link->peer;
+    return 0;
+}
+
+const cmdipc_channel_ops_t cmdipc__stream_ops = {
+    .version = CMDIPC_CHANNEL_OPS_VERSION,
+    .send = link_send,
+    .pause_reading = link_pause,
+    .close = link_close,
+    .free = link_free,
+    .peer = link_peer,
+};
+
+uint64_t cmdipc__backoff_ms(unsigned attempt, uint64_t min_ms, uint64_t max_ms,
+                            unsigned jitter_pct, double u) {
+    uint64_t d = min_ms ? min_ms : 1;
+    for (unsigned i = 0; i < attempt && d < max_ms; i++)
+        d *= 2;
+    if (d > max_ms)
+        d = max_ms;
+    double j = (double)(jitter_pct > 100 ? 100 : jitter_pct) / 100.0;
+    double f = 1.0 + j * (2.0 * u - 1.0);
+    double v = (double)d * f;
+    return v < 1.0 ? 1 : (uint64_t)v;
+}
