@@ -255,8 +255,11 @@ static int json_check_rec(const json_t *v, unsigned depth, unsigned max_depth) {
             void *it = json_object_iter((json_t *)v);
             while (it != NULL) {
                 const char *k = json_object_iter_key(it);
-                if (strlen(k) != json_object_iter_key_len(it))
+                size_t klen = json_object_iter_key_len(it);
+                if (strlen(k) != klen)
                     return CMDIPC_EJSONNUL;
+                if (!cmdipc__utf8_valid(k, klen))
+                    return CMDIPC_EBADJSON;
                 int rc = json_check_rec(json_object_iter_value(it), depth + 1, max_depth);
                 if (rc)
                     return rc;
@@ -305,10 +308,14 @@ int cmdipc__json_prescan(const char *buf, size_t len, unsigned max_depth,
             return CMDIPC_EJSONNUL;
         }
         if (in_str) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
+            if (c == '\\') {
+                if (++i < len && buf[i] == '\0') {
+                    *pos = i;
+                    return CMDIPC_EJSONNUL;
+                }
+            } else if (c == '"') {
                 in_str = 0;
+            }
             continue;
         }
         switch (c) {
@@ -705,7 +712,7 @@ int cmdipc__scan_execute_id(const char *b, size_t n, char *out, size_t outsz) {
         size_t k = i, kend = skip_str(b, i, n);
         i = skip_ws(b, kend, n);
         if (i >= n || b[i] != ':')
-            return 0;
+            break; /* broken from here on: use what was read before */
         i = skip_ws(b, i + 1, n);
         size_t v = i;
         i = skip_value(b, i, n);

@@ -15,9 +15,14 @@ const char *cmdipc_strerror(int status) {
         default:
             break;
     }
-    if (status < 0 && status > CMDIPC__ERRNO_FIRST - 1000)
-        return uv_strerror(status);
-    return "unknown error";
+    switch (status) {
+#define XX(code, _) case UV_##code:
+        UV_ERRNO_MAP(XX)
+#undef XX
+        return uv_strerror(status); /* static for the codes libuv defines */
+        default:
+            return "unknown error";
+    }
 }
 
 const char *cmdipc_err_name(int status) {
@@ -32,9 +37,14 @@ const char *cmdipc_err_name(int status) {
         default:
             break;
     }
-    if (status < 0)
+    switch (status) {
+#define XX(code, _) case UV_##code:
+        UV_ERRNO_MAP(XX)
+#undef XX
         return uv_err_name(status);
-    return "UNKNOWN";
+        default:
+            return "UNKNOWN";
+    }
 }
 
 const char *cmdipc_err_wire_code(int status) {

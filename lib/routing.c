@@ -984,13 +984,14 @@ void cmdipc__channel_up(cmdipc_channel_t *ch) {
         cmdipc__send_or_fail(ch, m);
     else
         cmdipc__channel_fail(ch, UV_ENOMEM);
-    if (r->channel_cb != NULL && ch->state == CMDIPC__CH_ATTACHED)
-        r->channel_cb(r, ch, CMDIPC_CHANNEL_UP, 0, r->channel_cb_data);
     if (ch->state == CMDIPC__CH_ATTACHED && !ch->down && !ch->failing &&
         r->router_id != NULL && strcmp(r->router_id, ch->id) == 0) {
         r->router = ch;
         cmdipc__router_attached(r);
     }
+    /* Last, so the application sees a channel ready for use. */
+    if (r->channel_cb != NULL && ch->state == CMDIPC__CH_ATTACHED && !ch->down)
+        r->channel_cb(r, ch, CMDIPC_CHANNEL_UP, 0, r->channel_cb_data);
 }
 
 void cmdipc_channel_link_up(cmdipc_channel_t *ch) {

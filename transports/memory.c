@@ -13,6 +13,7 @@
 #include "transport_int.h"
 
 typedef struct mem_pair_s mem_pair_t;
+typedef struct inproc_s inproc_t;
 
 typedef struct mem_end_s {
     mem_pair_t *pair;
@@ -29,6 +30,8 @@ typedef struct mem_end_s {
     int paused;
     int handle_closing;
     int report_status; /* what to report once the handle closed */
+    inproc_t *ip;      /* the inproc listener that accepted it, while open */
+    cmdipc__queue_t ip_link;
 } mem_end_t;
 
 struct mem_pair_s {
@@ -179,6 +182,8 @@ static void mem_close(cmdipc_channel_t *ch, int graceful) {
     end_shutdown(e, 0);
 }
 
+static void inproc_forget(inproc_t *ip);
+
 static void mem_free(cmdipc_channel_t *ch) {
     mem_end_t *e = cmdipc_channel_impl(ch);
     mem_pair_t *p = e->pair;
@@ -191,6 +196,11 @@ static void mem_free(cmdipc_channel_t *ch) {
     drop = e->head;
     e->head = e->tail = NULL;
     p->end[e->side] = NULL;
+    if (e->ip != NULL) { /* on the listener's loop, like the listener */
+        cmdipc__queue_remove(&e->ip_link);
+        inproc_forget(e->ip);
+        e->ip = NULL;
+    }
     int last = --p->refs == 0;
     uv_mutex_unlock(&p->lock);
     free_list(drop);
@@ -270,7 +280,7 @@ int cmdipc_memory_pair(const char *id_a, const char *id_b, cmdipc_channel_t **a,
  * creates a pair, attaches its end, and queues the other end on the
  * listener, whose loop accepts it. */
 
-typedef struct inproc_s {
+struct inproc_s {
     cmdipc_listener_t *l;
     struct inproc_s *next; /* in the table */
     char *name;
@@ -278,7 +288,9 @@ typedef struct inproc_s {
     cmdipc_channel_t **pending; /* ends waiting to be accepted (under table_lock) */
     size_t n_pending;
     size_t cap_pending;
-} inproc_t;
+    unsigned nconns;        /* accepted ends still open (listener's loop) */
+    cmdipc__queue_t ends;
+};
 
 static uv_once_t table_once = UV_ONCE_INIT;
 static uv_mutex_t table_lock;
@@ -296,6 +308,8 @@ static inproc_t *table_find(const char *name) {
     return NULL;
 }
 
+static void inproc_forget(inproc_t *ip) { ip->nconns--; }
+
 static void inproc_accept_cb(uv_async_t *h) {
     inproc_t *ip = cmdipc__container_of(h, inproc_t, async);
     cmdipc_listener_t *l = ip->l;
@@ -312,11 +326,23 @@ static void inproc_accept_cb(uv_async_t *h) {
         memset(&peer, 0, sizeof(peer));
         peer.url = l->url;
         peer.remote = "";
-        int rc = l->closing ? CMDIPC_ECLOSED : cmdipc__listener_name(l, &peer, name, sizeof(name));
+        int rc = 0;
+        if (l->closing)
+            rc = CMDIPC_ECLOSED;
+        else if (l->opts.max_connections && ip->nconns >= l->opts.max_connections)
+            rc = UV_EMFILE; /* too many connections */
+        else
+            rc = cmdipc__listener_name(l, &peer, name, sizeof(name));
         if (rc == 0)
             rc = cmdipc__channel_set_id(ch, name);
         if (rc == 0)
             rc = cmdipc_registry_attach(l->reg, ch);
+        if (rc == 0) {
+            mem_end_t *e = cmdipc_channel_impl(ch);
+            e->ip = ip;
+            cmdipc__queue_insert_tail(&ip->ends, &e->ip_link);
+            ip->nconns++;
+        }
         if (rc != 0) {
             cmdipc__log(l->reg, CMDIPC_LOG_INFO, "%s: connection refused (%s)", l->url,
                         cmdipc_strerror(rc));
@@ -351,6 +377,11 @@ static void inproc_close(cmdipc_listener_t *l) {
     for (size_t i = 0; i < n; i++)
         cmdipc_channel_free(v[i]);
     free(v);
+    while (!cmdipc__queue_empty(&ip->ends)) { /* they stay open without us */
+        mem_end_t *e = cmdipc__container_of(ip->ends.next, mem_end_t, ip_link);
+        cmdipc__queue_remove(&e->ip_link);
+        e->ip = NULL;
+    }
     ip->async.data = ip;
     uv_close((uv_handle_t *)&ip->async, inproc_handle_closed);
 }
@@ -368,6 +399,7 @@ int cmdipc__inproc_listen(cmdipc_listener_t *l, const char *name) {
         return UV_ENOMEM;
     }
     ip->l = l;
+    cmdipc__queue_init(&ip->ends);
     uv_mutex_lock(&table_lock);
     if (table_find(name) != NULL) {
         uv_mutex_unlock(&table_lock);
