@@ -61,7 +61,8 @@ void cmdipc_msg_free(cmdipc_msg_t *m) {
     if (m == NULL)
         return;
     json_decref(m->body.json);
-    free(m->body.text);
+    if (m->body.text_owned)
+        free(m->body.text);
     json_decref(m->root);
     free(m);
 }
@@ -107,7 +108,9 @@ cmdipc_msg_t *cmdipc__msg_new(cmdipc_msg_type_t type, const char *id, const char
 
 void cmdipc__msg_set_json(cmdipc_msg_t *m, json_t *v) {
     json_decref(m->body.json);
-    free(m->body.text);
+    if (m->body.text_owned)
+        free(m->body.text);
+    m->body.text_owned = 0;
     m->body.text = NULL;
     m->body.len = 0;
     m->body.json = json_is_null(v) ? NULL : json_incref(v);
@@ -119,9 +122,8 @@ static cmdipc_msg_t *msg_copy(const cmdipc_msg_t *src, const char *id) {
     if (m == NULL)
         return NULL;
     m->status = src->status;
-    if (src->body.json != NULL) {
-        m->body.json = json_incref(src->body.json);
-    } else if (src->body.text != NULL) {
+    m->body.json = json_incref(src->body.json);
+    if (src->body.text != NULL) { /* the exact bytes travel on */
         m->body.text = malloc(src->body.len ? src->body.len : 1);
         if (m->body.text == NULL) {
             cmdipc_msg_free(m);
@@ -129,6 +131,7 @@ static cmdipc_msg_t *msg_copy(const cmdipc_msg_t *src, const char *id) {
         }
         memcpy(m->body.text, src->body.text, src->body.len);
         m->body.len = src->body.len;
+        m->body.text_owned = 1;
     }
     return m;
 }
@@ -482,8 +485,8 @@ static void note_execute_id(cmdipc_decode_error_t *err, json_t *root, const char
     cmdipc__scan_execute_id(buf, len, err->execute_id, sizeof(err->execute_id));
 }
 
-int cmdipc_msg_decode(const char *buf, size_t len, const cmdipc_limits_t *lim,
-                      cmdipc_msg_t **out, cmdipc_decode_error_t *err) {
+int cmdipc__msg_decode_jansson(const char *buf, size_t len, const cmdipc_limits_t *lim,
+                               cmdipc_msg_t **out, cmdipc_decode_error_t *err) {
     cmdipc_limits_t defaults;
     json_error_t jerr;
     const char *what = "invalid message";
@@ -651,6 +654,201 @@ fail:
     set_err(err, status, 0, what);
     note_execute_id(err, root, buf, len);
     json_decref(root);
+    return status;
+}
+
+/* ---------------------------------------------------------------------------
+ * The fast decoder: the scanner validates the line and finds the envelope;
+ * strings are unescaped and the payload kept as text, all in one allocation.
+ * Registrations and list responses (rare, structured) go through jansson. */
+
+static int span_is_str(const cmdipc__span_t *sp) {
+    return sp->present && (sp->type == 's' || sp->type == 'S');
+}
+
+/* Copies the decoded string of sp into *arena; returns it. */
+static const char *put_str(const char *buf, const cmdipc__span_t *sp, char **arena) {
+    char *o = *arena;
+    size_t n;
+    if (sp->type == 's') {
+        n = sp->len - 2;
+        memcpy(o, buf + sp->off + 1, n);
+    } else {
+        n = cmdipc__json_unescape(buf + sp->off, sp->len, o);
+    }
+    o[n] = '\0';
+    *arena = o + n + 1;
+    return o;
+}
+
+static size_t str_room(const cmdipc__span_t *sp) { return sp->present ? sp->len : 0; }
+
+int cmdipc_msg_decode(const char *buf, size_t len, const cmdipc_limits_t *lim,
+                      cmdipc_msg_t **out, cmdipc_decode_error_t *err) {
+    cmdipc_limits_t defaults;
+    cmdipc__env_t env;
+    size_t pos = 0;
+    const char *what = "invalid message";
+    int status, t = 0;
+
+    *out = NULL;
+    if (err != NULL)
+        memset(err, 0, sizeof(*err));
+    if (lim == NULL) {
+        cmdipc_limits_init(&defaults);
+        lim = &defaults;
+    }
+    if (buf == NULL) {
+        set_err(err, CMDIPC_EBADJSON, 0, "no input");
+        return CMDIPC_EBADJSON;
+    }
+    if (len > 0 && buf[len - 1] == '\n') {
+        len--;
+        if (len > 0 && buf[len - 1] == '\r')
+            len--;
+    }
+    if (len >= lim->max_line) {
+        set_err(err, CMDIPC_ELINETOOLONG, lim->max_line, "line longer than the limit");
+        return CMDIPC_ELINETOOLONG;
+    }
+    status = cmdipc__scan(buf, len, lim, &env, &pos);
+    if (status != 0) {
+        set_err(err, status, pos, cmdipc_strerror(status));
+        if (err != NULL)
+            cmdipc__scan_execute_id(buf, len, err->execute_id, sizeof(err->execute_id));
+        return status;
+    }
+    size_t at = 0;
+    while (at < len && buf[at] != '{' && buf[at] != '[')
+        at++;
+    status = CMDIPC_EBADMSG;
+    if (buf[at] != '{') {
+        what = "not a JSON object";
+        goto fail;
+    }
+    if (!span_is_str(&env.type)) {
+        what = "\"type\" missing or not a string";
+        goto fail;
+    }
+    char tname[32];
+    if (env.type.len <= sizeof(tname)) {
+        char *tp = tname;
+        put_str(buf, &env.type, &tp);
+        for (int i = CMDIPC_MSG_REGISTER_REQUEST; i <= CMDIPC_MSG_EVENT; i++)
+            if (strcmp(tname, type_names[i]) == 0)
+                t = i;
+    }
+    if (t == 0) {
+        status = CMDIPC_EUNKNOWNTYPE;
+        what = "unknown message type";
+        goto fail;
+    }
+    if (t == CMDIPC_MSG_REGISTER_REQUEST || t == CMDIPC_MSG_REGISTER_RESPONSE ||
+        t == CMDIPC_MSG_LIST_RESPONSE)
+        return cmdipc__msg_decode_jansson(buf, len, lim, out, err);
+
+    if (!span_is_str(&env.id) || env.id.len == 2) {
+        what = "\"id\" missing, empty or not a string";
+        goto fail;
+    }
+    const cmdipc__span_t *name = NULL, *thid = NULL, *message = NULL, *body = NULL;
+    int msg_status = 0;
+    switch (t) {
+        case CMDIPC_MSG_EXECUTE_REQUEST:
+            name = &env.command_id;
+            body = &env.request;
+            if (!span_is_str(name) || name->len == 2) {
+                what = "\"commandId\" missing, empty or not a string";
+                goto fail;
+            }
+            break;
+        case CMDIPC_MSG_EVENT:
+            name = &env.event_id;
+            body = &env.payload;
+            if (!span_is_str(name) || name->len == 2) {
+                what = "\"eventId\" missing, empty or not a string";
+                goto fail;
+            }
+            break;
+        case CMDIPC_MSG_EXECUTE_RESPONSE:
+            thid = &env.thid;
+            if (!span_is_str(thid) || thid->len == 2) {
+                what = "\"thid\" missing, empty or not a string";
+                goto fail;
+            }
+            if (!env.response.present || env.response.type != 'o' ||
+                (env.ok.type != 't' && env.ok.type != 'f') || !env.ok.present) {
+                what = "\"response.ok\" missing or not a boolean";
+                goto fail;
+            }
+            if (env.ok.type == 't') {
+                body = &env.result;
+                break;
+            }
+            if (!env.error.present || env.error.type != 'o' || !span_is_str(&env.code) ||
+                (env.message.present && env.message.type != 'z' && !span_is_str(&env.message))) {
+                what = "\"response.error\" is not {code, message}";
+                goto fail;
+            }
+            {
+                char code[32];
+                msg_status = CMDIPC_EINTERNAL;
+                if (env.code.len <= sizeof(code)) {
+                    char *cp = code;
+                    put_str(buf, &env.code, &cp);
+                    msg_status = cmdipc_err_from_wire_code(code);
+                    if (msg_status == CMDIPC_EDUPLICATE)
+                        msg_status = CMDIPC_EINTERNAL;
+                }
+            }
+            message = span_is_str(&env.message) ? &env.message : NULL;
+            break;
+        default: /* list request */
+            break;
+    }
+    if (body != NULL && (!body->present || body->type == 'z'))
+        body = NULL; /* absent or null: absent */
+
+    size_t room = str_room(&env.id) + (name ? str_room(name) : 0) +
+                  (thid ? str_room(thid) : 0) + (message ? str_room(message) : 1) +
+                  (body ? body->len : 0) + 8;
+    cmdipc_msg_t *m = malloc(sizeof(*m) + room);
+    if (m == NULL) {
+        set_err(err, UV_ENOMEM, 0, "out of memory");
+        return UV_ENOMEM;
+    }
+    memset(m, 0, sizeof(*m));
+    char *arena = m->strings;
+    m->type = (uint8_t)t;
+    m->status = msg_status;
+    m->id = put_str(buf, &env.id, &arena);
+    if (name != NULL)
+        m->name = put_str(buf, name, &arena);
+    if (thid != NULL)
+        m->thid = put_str(buf, thid, &arena);
+    if (msg_status != 0) {
+        if (message != NULL) {
+            m->message = put_str(buf, message, &arena);
+        } else {
+            *arena = '\0';
+            m->message = arena++;
+        }
+    }
+    if (body != NULL) {
+        memcpy(arena, buf + body->off, body->len);
+        m->body.text = arena;
+        m->body.len = body->len;
+    }
+    *out = m;
+    return 0;
+
+fail:
+    set_err(err, status, 0, what);
+    if (err != NULL && t == CMDIPC_MSG_EXECUTE_REQUEST && span_is_str(&env.id) &&
+        env.id.len > 2 && env.id.len - 2 < sizeof(err->execute_id)) {
+        char *ep = err->execute_id;
+        put_str(buf, &env.id, &ep);
+    }
     return status;
 }
 

@@ -166,12 +166,41 @@ int cmdipc__json_prescan(const char *buf, size_t len, unsigned max_depth,
                          size_t max_containers, size_t *pos);
 
 /* ---------------------------------------------------------------------------
+ * The envelope scanner (scan.c). */
+
+/* Where a member's value sits in the line. type: 's' string, 'S' string with
+ * escapes, 'n' number, 't' true, 'f' false, 'z' null, 'o' object, 'a' array. */
+typedef struct cmdipc__span_s {
+    size_t off;
+    size_t len;
+    char type;
+    uint8_t present;
+} cmdipc__span_t;
+
+typedef struct cmdipc__env_s {
+    cmdipc__span_t id, type, thid, command_id, event_id, request, payload, response;
+    cmdipc__span_t ok, result, error; /* inside response */
+    cmdipc__span_t code, message;     /* inside response.error */
+} cmdipc__env_t;
+
+/* Validates len bytes of JSON exactly as the pre-scan plus jansson
+ * (JSON_REJECT_DUPLICATES) would, within lim, and records the envelope
+ * members. Returns 0 or CMDIPC_EBADJSON / EJSONDEPTH / EJSONSIZE / EDUPKEY /
+ * EJSONNUL / EJSONRANGE / UV_ENOMEM, with *errpos. */
+int cmdipc__scan(const char *buf, size_t len, const cmdipc_limits_t *lim, cmdipc__env_t *env,
+                 size_t *errpos);
+/* Decodes a validated JSON string literal (quotes included) into out, which
+ * has room for n bytes; returns the decoded length. */
+size_t cmdipc__json_unescape(const char *b, size_t n, char *out);
+
+/* ---------------------------------------------------------------------------
  * Messages. */
 
 typedef struct cmdipc__payload_s {
     json_t *json; /* owned reference, or NULL */
-    char *text;   /* owned exact JSON text, or NULL */
+    char *text;   /* exact JSON text, or NULL */
     size_t len;
+    int text_owned; /* text is a malloc of its own (else inside the message) */
 } cmdipc__payload_t;
 
 struct cmdipc_msg_s {
@@ -201,6 +230,10 @@ cmdipc_msg_t *cmdipc__msg_reid(const cmdipc_msg_t *m);
 cmdipc_msg_t *cmdipc__msg_clone(const cmdipc_msg_t *m);
 /* Appends the encoding of m (no newline). */
 int cmdipc__msg_encode_buf(const cmdipc_msg_t *m, cmdipc__buf_t *b);
+/* The reference decoder (jansson parses the whole line), kept for message
+ * types off the hot path and as the fuzzing cross-check of the scanner. */
+int cmdipc__msg_decode_jansson(const char *buf, size_t len, const cmdipc_limits_t *lim,
+                               cmdipc_msg_t **out, cmdipc_decode_error_t *err);
 /* Best effort: if buf looks like an execute request with a readable
  * top-level string id, copies it to out (size n) and returns 1. */
 int cmdipc__scan_execute_id(const char *buf, size_t len, char *out, size_t n);
