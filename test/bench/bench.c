@@ -1,0 +1,71 @@
+/* Benchmark helpers (see bench.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <sodium.h>
+
+#include "bench.h"
+
+void bench_lat_init(bench_lat_t *l, size_t cap) {
+    l->v = malloc(cap * sizeof(*l->v));
+    l->n = 0;
+    l->cap = l->v ? cap : 0;
+    l->seen = 0;
+}
+
+void bench_lat_add(bench_lat_t *l, uint64_t ns) {
+    l->seen++;
+    if (l->n < l->cap) {
+        l->v[l->n++] = ns;
+        return;
+    }
+    /* Reservoir sampling keeps a uniform sample of everything seen. */
+    uint64_t k = randombytes_uniform((uint32_t)(l->seen > UINT32_MAX ? UINT32_MAX : l->seen));
+    if (k < l->cap)
+        l->v[k] = ns;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+double bench_lat_pct(bench_lat_t *l, double p) {
+    if (l->n == 0)
+        return 0;
+    qsort(l->v, l->n, sizeof(*l->v), cmp_u64);
+    size_t i = (size_t)((p / 100.0) * (double)(l->n - 1) + 0.5);
+    return (double)l->v[i] / 1000.0;
+}
+
+void bench_lat_free(bench_lat_t *l) {
+    free(l->v);
+    memset(l, 0, sizeof(*l));
+}
+
+static uint64_t usage_us(int who) {
+    struct rusage ru;
+    getrusage(who, &ru);
+    return (uint64_t)ru.ru_utime.tv_sec * 1000000 + (uint64_t)ru.ru_utime.tv_usec +
+           (uint64_t)ru.ru_stime.tv_sec * 1000000 + (uint64_t)ru.ru_stime.tv_usec;
+}
+
+uint64_t bench_cpu_self_us(void) { return usage_us(RUSAGE_SELF); }
+uint64_t bench_cpu_children_us(void) { return usage_us(RUSAGE_CHILDREN); }
+
+void bench_print(const bench_result_t *r, const bench_result_t *baseline) {
+    char ratio[96] = "(baseline)";
+    if (baseline != NULL && baseline->rate > 0)
+        snprintf(ratio, sizeof(ratio), "%.2fx %s", r->rate / baseline->rate, baseline->name);
+    printf("%-34s %10.0f %s/s  p50 %7.1f us  p99 %7.1f us  cpu %6.2f us/op  %s\n", r->name,
+           r->rate, r->unit, r->p50_us, r->p99_us, r->cpu_us, ratio);
+    fflush(stdout);
+}
+
+double bench_seconds(int argc, char **argv, double def) {
+    const char *s = argc > 1 ? argv[1] : getenv("CMDIPC_BENCH_SECONDS");
+    double d = s ? atof(s) : def;
+    return d > 0 ? d : def;
+}

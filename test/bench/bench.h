@@ -1,0 +1,48 @@
+/* Benchmark helpers: timing, latency percentiles, CPU accounting and the one
+ * output format every figure uses:
+ *
+ *   <bench>/<case>: <rate> <unit>/s  p50 <us> us  p99 <us> us  cpu <us> us/<op>  <ratio>x <baseline>
+ *
+ * Each benchmark is a small program (benchmarks are named like libuv's:
+ * ping_pongs, pump, million_timers, sizes). They take an optional duration in
+ * seconds per figure as argv[1] (default 2) and run in the same process the
+ * baselines they compare against. */
+#ifndef CMDIPC_BENCH_H
+#define CMDIPC_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Latency samples (ns), kept in a bounded reservoir. */
+typedef struct bench_lat_s {
+    uint64_t *v;
+    size_t n, cap;
+    uint64_t seen;
+} bench_lat_t;
+
+void bench_lat_init(bench_lat_t *l, size_t cap);
+void bench_lat_add(bench_lat_t *l, uint64_t ns);
+/* Percentile p in [0, 100], in microseconds. */
+double bench_lat_pct(bench_lat_t *l, double p);
+void bench_lat_free(bench_lat_t *l);
+
+/* CPU time (user + system) of this process and of its waited-for children,
+ * in microseconds. */
+uint64_t bench_cpu_self_us(void);
+uint64_t bench_cpu_children_us(void);
+
+typedef struct bench_result_s {
+    const char *name;   /* "ping_pongs/unix/64" */
+    const char *unit;   /* "roundtrips" */
+    double rate;        /* per second */
+    double p50_us, p99_us;
+    double cpu_us;      /* per operation, all processes involved */
+} bench_result_t;
+
+/* Prints one figure; baseline may be NULL (a baseline itself). */
+void bench_print(const bench_result_t *r, const bench_result_t *baseline);
+
+/* The duration of each figure, from argv[1] or CMDIPC_BENCH_SECONDS. */
+double bench_seconds(int argc, char **argv, double def);
+
+#endif
