@@ -249,11 +249,13 @@ int cmdipc_registry_emit(cmdipc_registry_t *r, const char *event_id, json_t *pay
     cmdipc__uuid4(id);
     seen_check_and_mark(r, id);
     r->stats.events_emitted++;
-    /* Listeners may close the registry; the copy of event_id guards against
-     * the caller's string going away with it. */
+    /* A listener may close the registry: the event is still forwarded (the
+     * teardown waits for the end of this emit). */
+    r->busy++;
     deliver_local(r, event_id, payload);
-    if (event_id[0] != '_' && !r->closing)
+    if (event_id[0] != '_')
         broadcast(r, NULL, id, event_id, payload, NULL);
+    cmdipc__busy_leave(r);
     return 0;
 }
 
@@ -267,7 +269,7 @@ void cmdipc__event_inbound(cmdipc_channel_t *ch, cmdipc_msg_t *m) {
     r->stats.events_received++;
     if (has_listeners(r, m->name))
         deliver_local(r, m->name, cmdipc_msg_payload(m));
-    if (m->name[0] == '_' || r->closing) {
+    if (m->name[0] == '_') {
         cmdipc_msg_free(m); /* private events are never forwarded */
         return;
     }

@@ -353,6 +353,8 @@ struct cmdipc_registry_s {
     void *channel_cb_data;
 
     int closing;
+    int busy;             /* dispatches and emits in progress */
+    int teardown_pending; /* closed during one of them */
     int handles_open;
     cmdipc_close_cb close_cb;
     void *close_data;
@@ -402,6 +404,8 @@ void cmdipc__channel_fail(cmdipc_channel_t *ch, int status);
 void cmdipc__in_flight_inc(cmdipc_channel_t *ch);
 void cmdipc__in_flight_dec(cmdipc_channel_t *ch);
 void cmdipc__maybe_finish_close(cmdipc_registry_t *r);
+/* Ends a dispatch or emit; runs a close requested meanwhile. */
+void cmdipc__busy_leave(cmdipc_registry_t *r);
 
 /* calls.c */
 int cmdipc__req_complete(cmdipc_req_t *req, int status, json_t *result, const char *message);

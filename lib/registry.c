@@ -357,6 +357,8 @@ static void resource_close(cmdipc_resource_t *res) {
     res->ops->close(res);
 }
 
+static void registry_teardown(cmdipc_registry_t *r);
+
 void cmdipc_registry_close(cmdipc_registry_t *r, cmdipc_close_cb cb, void *data) {
     assert(r != NULL && !r->closing && "cmdipc_registry_close called twice");
     if (r == NULL || r->closing)
@@ -365,6 +367,24 @@ void cmdipc_registry_close(cmdipc_registry_t *r, cmdipc_close_cb cb, void *data)
     r->close_cb = cb;
     r->close_data = data;
     cmdipc__log(r, CMDIPC_LOG_DEBUG, "registry closing");
+    /* Called from a handler or listener while a message is being
+     * dispatched: new work is refused from now on, and the teardown waits
+     * for the end of the dispatch (so an event is still forwarded). */
+    if (r->busy > 0) {
+        r->teardown_pending = 1;
+        return;
+    }
+    registry_teardown(r);
+}
+
+void cmdipc__busy_leave(cmdipc_registry_t *r) {
+    if (--r->busy == 0 && r->teardown_pending) {
+        r->teardown_pending = 0;
+        registry_teardown(r);
+    }
+}
+
+static void registry_teardown(cmdipc_registry_t *r) {
 
     /* Outbound calls and registrations complete with CMDIPC_ECANCELED. */
     cmdipc__reqs_cancel_all(r);
@@ -625,12 +645,14 @@ void cmdipc_channel_deliver(cmdipc_channel_t *ch, cmdipc_msg_t *m) {
         return;
     }
     r->stats.msgs_in++;
-    if (ch->state != CMDIPC__CH_ATTACHED || ch->failing || ch->down) {
+    if (ch->state != CMDIPC__CH_ATTACHED || ch->failing || ch->down || r->closing) {
         r->stats.dropped[CMDIPC_DROP_CLOSED]++;
         cmdipc_msg_free(m);
         return;
     }
+    r->busy++;
     cmdipc__dispatch(ch, m);
+    cmdipc__busy_leave(r);
 }
 
 static void reject(cmdipc_channel_t *ch, const cmdipc_decode_error_t *err) {

@@ -1,5 +1,6 @@
 /* cmdipc — small utilities: process-wide init, byte buffers, UTF-8, UUIDs. */
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +33,17 @@ static void global_init_once(void) {
     }
     randombytes_buf(hash_key, sizeof(hash_key));
     pthread_atfork(NULL, NULL, after_fork_child);
+    /* A peer that goes away while we write must not kill the process: a
+     * write to a closed socket or pipe becomes an EPIPE error on that
+     * channel. Only the default disposition is changed; an application's
+     * own SIGPIPE handler is left alone. */
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL &&
+        !(sa.sa_flags & SA_SIGINFO)) {
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = SIG_IGN;
+        sigaction(SIGPIPE, &sa, NULL);
+    }
 }
 
 int cmdipc__global_init(void) {

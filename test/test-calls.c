@@ -607,6 +607,40 @@ TEST(listener_may_close_registry_during_delivery) {
     tu_close_all(&loop, a, NULL);
 }
 
+static void close_now(cmdipc_registry_t *r, const char *event_id, json_t *payload, void *data) {
+    (void)event_id, (void)payload, (void)data;
+    cmdipc_registry_close(r, NULL, NULL);
+}
+
+TEST(event_is_forwarded_when_a_listener_closes_the_registry) {
+    /* a - b - c in a line: b's listener closes b, c still gets the event
+     * (DESIGN: the forwarding to channels always happens). */
+    tu_events_t ec = {0};
+    ASSERT_OK(uv_loop_init(&loop));
+    cmdipc_registry_t *a = tu_registry(&loop, "a", NULL);
+    cmdipc_registry_t *b = tu_registry(&loop, "b", NULL);
+    cmdipc_registry_t *c = tu_registry(&loop, "c", NULL);
+    tu_link(a, b);
+    tu_link(b, c);
+    tu_settle(&loop);
+    ASSERT_OK(cmdipc_registry_on(b, "e", close_now, NULL, NULL));
+    ASSERT_OK(cmdipc_registry_on(c, "e", tu_event_cb, &ec, NULL));
+    tu_forget(b);
+    ASSERT_OK(cmdipc_registry_emit(a, "e", NULL));
+    for (int i = 0; i < 1000 && ec.count == 0; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    ASSERT_EQ(ec.count, 1);
+    /* Also for a local emit whose listener closes its own registry. */
+    tu_events_t ea = {0};
+    ASSERT_OK(cmdipc_registry_on(a, "f", tu_event_cb, &ea, NULL));
+    ASSERT_OK(cmdipc_registry_on(c, "f", close_now, NULL, NULL));
+    tu_forget(c);
+    ASSERT_OK(cmdipc_registry_emit(c, "f", NULL)); /* c: b is gone, nobody to reach */
+    tu_close_all(&loop, a, NULL);
+    tu_events_clear(&ec);
+    tu_events_clear(&ea);
+}
+
 static cmdipc_sub_t *sub_b, *sub_added;
 static int calls_a, calls_b, calls_added;
 static void added_cb(cmdipc_registry_t *r, const char *e, json_t *p, void *d) {
@@ -727,6 +761,7 @@ TEST_ENTRY(handler_answers_after_a_thread_hand_off)
 TEST_ENTRY(registry_close_settles_pending_work_exactly_once)
 TEST_ENTRY(listener_may_close_registry_during_delivery)
 TEST_ENTRY(listeners_added_or_removed_during_delivery)
+TEST_ENTRY(event_is_forwarded_when_a_listener_closes_the_registry)
 TEST_ENTRY(wildcard_listener_receives_every_event)
 TEST_ENTRY(dedup_cache_is_bounded_oldest_first)
 TEST_ENTRY(dedup_forgets_ids_after_event_ttl)

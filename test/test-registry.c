@@ -1,6 +1,7 @@
 /* Registry behaviour across registries linked by in-memory channels on one
  * loop: the scenarios of PROTOCOL.md section 4 (Rust registry_integration,
  * dynamic_integration, TS CommandRegistry suites). */
+#include <signal.h>
 #include <string.h>
 
 #include "testutil.h"
@@ -299,6 +300,30 @@ TEST(channel_list_commands_asks_the_peer) {
     pair_teardown();
 }
 
+/* Each test runs in a fresh process, so the process-wide init runs with the
+ * first registry created here. */
+TEST(sigpipe_default_disposition_is_ignored) {
+    struct sigaction sa;
+    signal(SIGPIPE, SIG_DFL);
+    ASSERT_OK(uv_loop_init(&loop));
+    ra = tu_registry(&loop, "a", NULL);
+    ASSERT_OK(sigaction(SIGPIPE, NULL, &sa));
+    ASSERT(sa.sa_handler == SIG_IGN);
+    tu_close_all(&loop, ra, NULL);
+}
+
+static void on_sigpipe(int sig) { (void)sig; }
+
+TEST(sigpipe_handler_of_the_application_is_kept) {
+    struct sigaction sa;
+    signal(SIGPIPE, on_sigpipe);
+    ASSERT_OK(uv_loop_init(&loop));
+    ra = tu_registry(&loop, "a", NULL);
+    ASSERT_OK(sigaction(SIGPIPE, NULL, &sa));
+    ASSERT(sa.sa_handler == on_sigpipe);
+    tu_close_all(&loop, ra, NULL);
+}
+
 TEST_LIST_BEGIN
 TEST_ENTRY(execute_local_command)
 TEST_ENTRY(child_executes_command_on_root_via_router)
@@ -315,4 +340,6 @@ TEST_ENTRY(channel_close_removes_its_commands)
 TEST_ENTRY(register_command_executes_locally_with_description)
 TEST_ENTRY(bad_arguments_are_returned_at_once)
 TEST_ENTRY(channel_list_commands_asks_the_peer)
+TEST_ENTRY(sigpipe_default_disposition_is_ignored)
+TEST_ENTRY(sigpipe_handler_of_the_application_is_kept)
 TEST_LIST_END
