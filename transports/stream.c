@@ -21,7 +21,9 @@
 
 #include "transport_int.h"
 
-#define READ_CHUNK (64 * 1024)
+#define READ_CHUNK  (64 * 1024)
+#define FLUSH_MSGS  8
+#define FLUSH_BYTES (16 * 1024)
 
 enum { C_OPEN = 0, C_DRAINING, C_CLOSING };
 
@@ -163,16 +165,35 @@ static void write_cb(uv_write_t *req, int status) {
     }
 }
 
+/* Sends what is pending: straight into the socket when it takes it all
+ * (uv_try_write: no request, no callback), else through uv_write, with the
+ * next batch filling up meanwhile. */
 static void flush(cmdipc__conn_t *c) {
     if (c->writing || c->pending.len == 0 || c->state == C_CLOSING)
         return;
     uv_check_stop(&c->check);
     uv_prepare_stop(&c->prepare);
+    c->pending_msgs = 0;
+    uv_buf_t b = uv_buf_init(c->pending.data, (unsigned)c->pending.len);
+    int n = uv_try_write(c->ws, &b, 1);
+    if (n == (int)c->pending.len) {
+        c->pending.len = 0;
+        c->soft_since = 0;
+        return;
+    }
+    if (n < 0 && n != UV_EAGAIN) {
+        conn_fail(c, n, NULL);
+        return;
+    }
+    if (n > 0) {
+        memmove(c->pending.data, c->pending.data + n, c->pending.len - (size_t)n);
+        c->pending.len -= (size_t)n;
+    }
     cmdipc__buf_t t = c->inflight;
     c->inflight = c->pending;
     c->pending = t;
     c->pending.len = 0;
-    uv_buf_t b = uv_buf_init(c->inflight.data, (unsigned)c->inflight.len);
+    b = uv_buf_init(c->inflight.data, (unsigned)c->inflight.len);
     c->wreq.data = c;
     int rc = uv_write(&c->wreq, c->ws, &b, 1, write_cb);
     if (rc != 0) {
@@ -241,11 +262,16 @@ static int conn_send(cmdipc__conn_t *c, cmdipc_msg_t *m) {
         c->pending.len = before;
         return rc;
     }
-    if (!c->writing && before == 0) {
-        /* Flushed at the end of this loop iteration, with whatever else is
-         * queued by then. */
-        uv_check_start(&c->check, check_cb);
-        uv_prepare_start(&c->prepare, prepare_cb);
+    if (!c->writing) {
+        /* Flushed at the end of this loop iteration with whatever else is
+         * queued by then, or as soon as a batch is full, so the peer starts
+         * on it while we go on (a pipeline, not lockstep). */
+        if (++c->pending_msgs >= FLUSH_MSGS || c->pending.len >= FLUSH_BYTES) {
+            flush(c);
+        } else if (before == 0) {
+            uv_check_start(&c->check, check_cb);
+            uv_prepare_start(&c->prepare, prepare_cb);
+        }
     }
     if (c->lim.soft_send_queue && queued_bytes(c) > c->lim.soft_send_queue) {
         if (c->soft_since == 0) {

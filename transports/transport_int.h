@@ -84,6 +84,7 @@ struct cmdipc__conn_s {
     int writing;
     int reading;
     int eof;
+    unsigned pending_msgs; /* messages in pending since the last flush */
     unsigned open_handles;
     int status;
     char *rbuf;
