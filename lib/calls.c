@@ -21,7 +21,6 @@ static char *xstrdup(const char *s) {
 static void req_free(cmdipc_req_t *req) {
     json_decref(req->result);
     free(req->message);
-    free(req->command_id);
     free(req);
 }
 
@@ -92,8 +91,6 @@ cmdipc_registry_t *cmdipc_req_registry(const cmdipc_req_t *req) { return req->re
 
 static void call_free(cmdipc_call_t *c) {
     json_decref(c->request);
-    free(c->thid);
-    free(c->command_id);
     free(c);
 }
 
@@ -110,18 +107,18 @@ static void call_run_cb(cmdipc__deferred_t *d) {
 }
 
 static cmdipc_call_t *call_new(cmdipc_registry_t *r, const char *thid, cmdipc__cmd_t *cmd) {
-    cmdipc_call_t *c = calloc(1, sizeof(*c));
+    size_t nt = strlen(thid) + 1, nc = strlen(cmd->id) + 1;
+    cmdipc_call_t *c = malloc(sizeof(*c) + nt + nc);
     if (c == NULL)
         return NULL;
+    memset(c, 0, sizeof(*c));
     c->reg = r;
-    c->thid = xstrdup(thid);
-    c->command_id = xstrdup(cmd->id);
+    c->thid = c->strings;
+    memcpy(c->thid, thid, nt);
+    c->command_id = c->strings + nt;
+    memcpy(c->command_id, cmd->id, nc);
     c->fn = cmd->fn;
     c->fn_data = cmd->data;
-    if (c->thid == NULL || c->command_id == NULL) {
-        call_free(c);
-        return NULL;
-    }
     cmdipc__queue_init(&c->link);
     return c;
 }
@@ -307,17 +304,16 @@ int cmdipc_registry_execute(cmdipc_registry_t *r, const char *command_id, json_t
         return CMDIPC_EOVERLOAD;
     }
 
-    cmdipc_req_t *req = calloc(1, sizeof(*req));
+    size_t nc = strlen(command_id) + 1;
+    cmdipc_req_t *req = malloc(sizeof(*req) + nc);
     if (req == NULL)
         return UV_ENOMEM;
+    memset(req, 0, sizeof(*req));
     req->reg = r;
     req->cb = cb;
     req->data = data;
-    req->command_id = xstrdup(command_id);
-    if (req->command_id == NULL) {
-        free(req);
-        return UV_ENOMEM;
-    }
+    req->command_id = req->strings;
+    memcpy(req->command_id, command_id, nc);
     req->out.timer.index = SIZE_MAX;
     req->out.timer.kind = CMDIPC__T_EXEC;
     req->deferred.fn = req_deliver_cb;

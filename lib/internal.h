@@ -75,6 +75,7 @@ int cmdipc__buf_puts(cmdipc__buf_t *b, const char *s);
 /* Appends s as a JSON string literal (quotes included). s must be valid
  * UTF-8 without NUL (everything the library holds is). */
 int cmdipc__buf_put_jstr(cmdipc__buf_t *b, const char *s);
+int cmdipc__buf_put_jstrn(cmdipc__buf_t *b, const char *s, size_t n);
 /* Appends v as compact JSON. */
 int cmdipc__buf_put_json(cmdipc__buf_t *b, const json_t *v);
 
@@ -306,8 +307,9 @@ struct cmdipc_req_s {
     int status;
     json_t *result;
     char *message;
-    char *command_id;
+    char *command_id; /* points into strings */
     char id[CMDIPC__UUID_LEN + 1];
+    char strings[];
 };
 
 struct cmdipc_call_s {
@@ -319,8 +321,9 @@ struct cmdipc_call_s {
     cmdipc_command_fn fn;
     void *fn_data;
     json_t *request;
-    char *thid;
-    char *command_id;
+    char *thid;       /* points into strings */
+    char *command_id; /* points into strings */
+    char strings[];
 };
 
 typedef struct cmdipc__sub_list_s cmdipc__sub_list_t;

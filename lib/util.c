@@ -15,15 +15,39 @@ static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static int global_status;
 static unsigned char hash_key[crypto_shorthash_KEYBYTES];
 
-/* Per-thread buffer of CSPRNG bytes for message ids. */
-#define RND_SIZE 4096
+/* Message ids come from a per-thread buffer of CSPRNG output: the ChaCha20
+ * keystream under a key drawn from libsodium's randombytes (the kernel's
+ * CSPRNG), re-keyed every RND_REKEY refills. A getrandom() per id, or per
+ * 256 ids, costs more than everything else a message does. */
+#define RND_SIZE  4096
+#define RND_REKEY 256
 static _Thread_local unsigned char rnd_buf[RND_SIZE];
 static _Thread_local size_t rnd_pos = RND_SIZE;
+static _Thread_local unsigned char rnd_key[crypto_stream_chacha20_KEYBYTES];
+static _Thread_local uint64_t rnd_nonce;
+static _Thread_local unsigned rnd_refills = RND_REKEY;
 
 static void after_fork_child(void) {
-    /* The child must not reuse the parent's buffered randomness. */
+    /* The child must not reuse the parent's key or buffered bytes. */
     sodium_memzero(rnd_buf, sizeof(rnd_buf));
+    sodium_memzero(rnd_key, sizeof(rnd_key));
     rnd_pos = RND_SIZE;
+    rnd_refills = RND_REKEY;
+}
+
+static void rnd_refill(void) {
+    unsigned char nonce[crypto_stream_chacha20_NONCEBYTES];
+    if (rnd_refills >= RND_REKEY) {
+        randombytes_buf(rnd_key, sizeof(rnd_key));
+        rnd_nonce = 0;
+        rnd_refills = 0;
+    }
+    memset(nonce, 0, sizeof(nonce));
+    memcpy(nonce, &rnd_nonce, sizeof(rnd_nonce) < sizeof(nonce) ? sizeof(rnd_nonce) : sizeof(nonce));
+    rnd_nonce++;
+    rnd_refills++;
+    crypto_stream_chacha20(rnd_buf, RND_SIZE, nonce, rnd_key);
+    rnd_pos = 0;
 }
 
 static void global_init_once(void) {
@@ -62,10 +86,8 @@ uint64_t cmdipc__hash(const char *key, size_t len) {
 void cmdipc__uuid4(char out[CMDIPC__UUID_LEN + 1]) {
     static const char hex[] = "0123456789abcdef";
     unsigned char b[16];
-    if (rnd_pos + sizeof(b) > RND_SIZE) {
-        randombytes_buf(rnd_buf, RND_SIZE);
-        rnd_pos = 0;
-    }
+    if (rnd_pos + sizeof(b) > RND_SIZE)
+        rnd_refill();
     memcpy(b, rnd_buf + rnd_pos, sizeof(b));
     sodium_memzero(rnd_buf + rnd_pos, sizeof(b));
     rnd_pos += sizeof(b);
@@ -197,10 +219,9 @@ int cmdipc__buf_puts(cmdipc__buf_t *b, const char *s) {
     return cmdipc__buf_put(b, s, strlen(s));
 }
 
-int cmdipc__buf_put_jstr(cmdipc__buf_t *b, const char *s) {
+/* Appends the n bytes of s (valid UTF-8, no NUL) as a JSON string. */
+int cmdipc__buf_put_jstrn(cmdipc__buf_t *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
-    size_t n = strlen(s);
-    /* Worst case every byte becomes \u00XX. */
     if (cmdipc__buf_reserve(b, n * 6 + 2))
         return UV_ENOMEM;
     char *o = b->data + b->len;
@@ -214,10 +235,8 @@ int cmdipc__buf_put_jstr(cmdipc__buf_t *b, const char *s) {
         *o++ = '\\';
         switch (c) {
             case '"':
-                *o++ = '"';
-                break;
             case '\\':
-                *o++ = '\\';
+                *o++ = (char)c;
                 break;
             case '\n':
                 *o++ = 'n';
@@ -248,14 +267,86 @@ int cmdipc__buf_put_jstr(cmdipc__buf_t *b, const char *s) {
     return 0;
 }
 
-static int buf_dump_cb(const char *p, size_t n, void *data) {
-    return cmdipc__buf_put((cmdipc__buf_t *)data, p, n) ? -1 : 0;
+static int put_int(cmdipc__buf_t *b, json_int_t v) {
+    char tmp[24];
+    char *p = tmp + sizeof(tmp);
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--p = '-';
+    return cmdipc__buf_put(b, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
+static int put_real(cmdipc__buf_t *b, double d) {
+    char tmp[40];
+    /* As jansson: 17 significant digits, always readable back as a real. */
+    int n = snprintf(tmp, sizeof(tmp), "%.17g", d);
+    if (n <= 0 || (size_t)n >= sizeof(tmp))
+        return UV_EINVAL;
+    if (strpbrk(tmp, ".eE") == NULL && strspn(tmp, "-0123456789") == (size_t)n) {
+        tmp[n++] = '.';
+        tmp[n++] = '0';
+    }
+    return cmdipc__buf_put(b, tmp, (size_t)n);
+}
+
+/* Compact JSON of v, written directly (no jansson dump, no callbacks). The
+ * values the library emits were checked: nesting is bounded. */
 int cmdipc__buf_put_json(cmdipc__buf_t *b, const json_t *v) {
-    if (json_dump_callback(v, buf_dump_cb, b, JSON_COMPACT | JSON_ENCODE_ANY) != 0)
-        return UV_ENOMEM;
-    return 0;
+    int rc = 0;
+    switch (json_typeof(v)) {
+        case JSON_OBJECT: {
+            void *it = json_object_iter((json_t *)v);
+            rc |= cmdipc__buf_putc(b, '{');
+            for (int first = 1; it != NULL && rc == 0; first = 0) {
+                if (!first)
+                    rc |= cmdipc__buf_putc(b, ',');
+                rc |= cmdipc__buf_put_jstrn(b, json_object_iter_key(it), json_object_iter_key_len(it));
+                rc |= cmdipc__buf_putc(b, ':');
+                rc |= cmdipc__buf_put_json(b, json_object_iter_value(it));
+                it = json_object_iter_next((json_t *)v, it);
+            }
+            rc |= cmdipc__buf_putc(b, '}');
+            break;
+        }
+        case JSON_ARRAY: {
+            size_t n = json_array_size(v);
+            rc |= cmdipc__buf_putc(b, '[');
+            for (size_t i = 0; i < n && rc == 0; i++) {
+                if (i)
+                    rc |= cmdipc__buf_putc(b, ',');
+                rc |= cmdipc__buf_put_json(b, json_array_get(v, i));
+            }
+            rc |= cmdipc__buf_putc(b, ']');
+            break;
+        }
+        case JSON_STRING:
+            rc = cmdipc__buf_put_jstrn(b, json_string_value(v), json_string_length(v));
+            break;
+        case JSON_INTEGER:
+            rc = put_int(b, json_integer_value(v));
+            break;
+        case JSON_REAL:
+            rc = put_real(b, json_real_value(v));
+            break;
+        case JSON_TRUE:
+            rc = cmdipc__buf_put(b, "true", 4);
+            break;
+        case JSON_FALSE:
+            rc = cmdipc__buf_put(b, "false", 5);
+            break;
+        default:
+            rc = cmdipc__buf_put(b, "null", 4);
+            break;
+    }
+    return rc ? UV_ENOMEM : 0;
 }
 
 void cmdipc_free(void *p) { free(p); }
+
+int cmdipc__buf_put_jstr(cmdipc__buf_t *b, const char *s) {
+    return cmdipc__buf_put_jstrn(b, s, strlen(s));
+}

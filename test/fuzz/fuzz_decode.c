@@ -65,6 +65,20 @@ void cmdipc_fuzz_decode(const uint8_t *data, size_t size) {
         if (rc != 0 || !same(a, c))
             report("re-encoded message differs", data, size, rc, rb);
         cmdipc_free(text);
+        /* The library's own JSON writer against jansson's reader. */
+        json_t *pa = cmdipc_msg_payload(a);
+        if (pa != NULL) {
+            cmdipc__buf_t out;
+            json_error_t je;
+            cmdipc__buf_init(&out);
+            if (cmdipc__buf_put_json(&out, pa) != 0)
+                report("writing the payload failed", data, size, ra, rb);
+            json_t *back = json_loadb(out.data, out.len, JSON_DECODE_ANY, &je);
+            if (back == NULL || !json_equal(back, pa))
+                report("written payload reads back differently", data, size, ra, rb);
+            json_decref(back);
+            cmdipc__buf_free(&out);
+        }
     }
     cmdipc_msg_free(a);
     cmdipc_msg_free(b);
