@@ -215,7 +215,7 @@ int cmdipc_call_reply(cmdipc_call_t *call, json_t *result) {
         return UV_EINVAL;
     if (json_is_null(result))
         result = NULL; /* absent: "result" is omitted */
-    int rc = cmdipc__json_check(result, 64);
+    int rc = cmdipc__json_check(result, CMDIPC__RESULT_DEPTH);
     if (rc != 0) {
         call_answer(call, CMDIPC_EINTERNAL, NULL,
                     "handler result cannot be encoded (nested too deep or holding NUL)");
@@ -261,7 +261,8 @@ int cmdipc_registry_execute(cmdipc_registry_t *r, const char *command_id, json_t
     if (json_is_null(request))
         request = NULL; /* absent: "request" is omitted */
     if (r == NULL || cb == NULL || cmdipc__check_id(command_id) ||
-        cmdipc__json_check(request, 64) != 0 || (opts != NULL && opts->version == 0))
+        cmdipc__json_check(request, CMDIPC__PAYLOAD_DEPTH) != 0 ||
+        (opts != NULL && opts->version == 0))
         return UV_EINVAL;
     if (r->closing)
         return CMDIPC_ECLOSED;

@@ -242,7 +242,7 @@ int cmdipc_registry_emit(cmdipc_registry_t *r, const char *event_id, json_t *pay
     char id[CMDIPC__UUID_LEN + 1];
     if (json_is_null(payload))
         payload = NULL; /* absent: listeners get NULL, "payload" is omitted */
-    if (r == NULL || cmdipc__check_id(event_id) || cmdipc__json_check(payload, 64) != 0)
+    if (r == NULL || cmdipc__check_id(event_id) || cmdipc__json_check(payload, CMDIPC__PAYLOAD_DEPTH) != 0)
         return UV_EINVAL;
     if (r->closing)
         return CMDIPC_ECLOSED;

@@ -156,6 +156,13 @@ int cmdipc__utf8_valid(const char *s, size_t n);
 /* 0 if s is a valid non-empty identifier (UTF-8, no NUL), else UV_EINVAL. */
 int cmdipc__check_id(const char *s);
 
+/* Depth a payload may have so that its message stays within the default
+ * limit of 64: the envelope adds one level above request and payload, two
+ * above result, two above a command's schema. */
+#define CMDIPC__MAX_DEPTH     64
+#define CMDIPC__PAYLOAD_DEPTH (CMDIPC__MAX_DEPTH - 1)
+#define CMDIPC__RESULT_DEPTH  (CMDIPC__MAX_DEPTH - 2)
+
 /* Checks a json_t the library is asked to emit: nesting at most max_depth,
  * no NUL in strings or keys. Returns 0, CMDIPC_EJSONDEPTH or CMDIPC_EJSONNUL. */
 int cmdipc__json_check(const json_t *v, unsigned max_depth);
@@ -284,12 +291,14 @@ struct cmdipc_channel_s {
     int failing;           /* status of a pending abrupt close (slow consumer) */
     int paused;
     int down;              /* link down: a dialer reconnects */
+    int eof;               /* the peer finished sending: close once answered */
     unsigned in_flight;    /* inbound requests from here, unanswered */
     cmdipc__map_t out;     /* cmdipc__out_t targeted here, by wire id */
     cmdipc__queue_t calls; /* cmdipc_call_t from here */
     cmdipc__queue_t from;  /* routes and child registrations originating here */
     cmdipc_limits_t limits;
     cmdipc__deferred_t deferred; /* fail (slow consumer) or free */
+    cmdipc__deferred_t eof_close; /* graceful close once a half-closed peer is answered */
 };
 
 typedef struct cmdipc__cmd_s cmdipc__cmd_t;
@@ -406,6 +415,7 @@ void cmdipc__send_or_fail(cmdipc_channel_t *ch, cmdipc_msg_t *m);
 void cmdipc__channel_fail(cmdipc_channel_t *ch, int status);
 void cmdipc__in_flight_inc(cmdipc_channel_t *ch);
 void cmdipc__in_flight_dec(cmdipc_channel_t *ch);
+void cmdipc__eof_close_later(cmdipc_channel_t *ch);
 void cmdipc__maybe_finish_close(cmdipc_registry_t *r);
 /* Ends a dispatch or emit; runs a close requested meanwhile. */
 void cmdipc__busy_leave(cmdipc_registry_t *r);
@@ -484,6 +494,8 @@ void cmdipc__lists_cancel_all(cmdipc_registry_t *r);
 void cmdipc__dispatch(cmdipc_channel_t *ch, cmdipc_msg_t *m);
 void cmdipc__channel_detach(cmdipc_channel_t *ch, int status);
 void cmdipc__channel_up(cmdipc_channel_t *ch);
+/* Fails what awaited an answer from ch and forgets its commands. */
+void cmdipc__channel_forget_target(cmdipc_channel_t *ch);
 void cmdipc__router_attached(cmdipc_registry_t *r);
 void cmdipc__reg_expired(cmdipc__reg_t *g);
 void cmdipc__route_expired(cmdipc_registry_t *r, cmdipc__route_t *rt);

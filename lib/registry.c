@@ -17,6 +17,16 @@ struct cmdipc_resource_s {
     int closing;
 };
 
+/* Detaches ch (the registry side of a close) and asks its transport to
+ * close it. The registry counts it as closing first: the application's
+ * channel callback, run during the detach, may close the registry, which
+ * must then wait for this channel too. */
+static void channel_begin_close(cmdipc_channel_t *ch, int status, int graceful) {
+    ch->reg->channels_closing++;
+    cmdipc__channel_detach(ch, status);
+    ch->ops->close(ch, graceful);
+}
+
 /* ---------------------------------------------------------------------------
  * Logging. */
 
@@ -394,10 +404,7 @@ static void registry_teardown(cmdipc_registry_t *r) {
     /* Channels close gracefully (what is queued is flushed). */
     while (!cmdipc__queue_empty(&r->channel_list)) {
         cmdipc_channel_t *ch = cmdipc__container_of(r->channel_list.next, cmdipc_channel_t, link);
-        cmdipc__channel_detach(ch, CMDIPC_ECLOSED);
-        ch->state = CMDIPC__CH_CLOSING;
-        r->channels_closing++;
-        ch->ops->close(ch, 1);
+        channel_begin_close(ch, CMDIPC_ECLOSED, 1);
     }
     /* Calls from local executes: their answers will be dropped. */
     cmdipc__calls_orphan(r, &r->calls);
@@ -541,12 +548,7 @@ static void channel_fail_cb(cmdipc__deferred_t *d) {
     cmdipc_channel_t *ch = cmdipc__container_of(d, cmdipc_channel_t, deferred);
     if (ch->state != CMDIPC__CH_ATTACHED)
         return;
-    cmdipc_registry_t *r = ch->reg;
-    int status = ch->failing;
-    cmdipc__channel_detach(ch, status);
-    ch->state = CMDIPC__CH_CLOSING;
-    r->channels_closing++;
-    ch->ops->close(ch, 0);
+    channel_begin_close(ch, ch->failing, 0);
 }
 
 void cmdipc__channel_fail(cmdipc_channel_t *ch, int status) {
@@ -588,9 +590,23 @@ void cmdipc__in_flight_inc(cmdipc_channel_t *ch) {
     }
 }
 
+static void eof_close_cb(cmdipc__deferred_t *d) {
+    cmdipc_channel_t *ch = cmdipc__container_of(d, cmdipc_channel_t, eof_close);
+    if (ch->state == CMDIPC__CH_ATTACHED && !ch->failing)
+        channel_begin_close(ch, UV_EOF, 1); /* reported as the peer's end */
+}
+
+/* A half-closed peer has had every answer: close (from a safe point). */
+void cmdipc__eof_close_later(cmdipc_channel_t *ch) {
+    ch->eof_close.fn = eof_close_cb;
+    cmdipc__defer(ch->reg, &ch->eof_close);
+}
+
 void cmdipc__in_flight_dec(cmdipc_channel_t *ch) {
     if (ch->in_flight > 0)
         ch->in_flight--;
+    if (ch->eof && ch->in_flight == 0 && ch->state == CMDIPC__CH_ATTACHED)
+        cmdipc__eof_close_later(ch);
     if (ch->paused && ch->in_flight <= ch->reg->max_in_flight / 2) {
         ch->paused = 0;
         if (ch->state == CMDIPC__CH_ATTACHED && ch->ops->pause_reading != NULL)
@@ -603,11 +619,7 @@ int cmdipc_channel_close(cmdipc_channel_t *ch) {
         return UV_EINVAL;
     if (ch->state != CMDIPC__CH_ATTACHED)
         return UV_EALREADY;
-    cmdipc_registry_t *r = ch->reg;
-    cmdipc__channel_detach(ch, 0);
-    ch->state = CMDIPC__CH_CLOSING;
-    r->channels_closing++;
-    ch->ops->close(ch, 1);
+    channel_begin_close(ch, 0, 1);
     return 0;
 }
 
@@ -622,10 +634,17 @@ void cmdipc_channel_closed(cmdipc_channel_t *ch, int status) {
         return;
     if (ch->state == CMDIPC__CH_ATTACHED) {
         /* The transport closed first (peer gone, error, limit). */
-        if (ch->deferred.queued) { /* a pending fail: superseded */
-            cmdipc__queue_remove(&ch->deferred.link);
-            ch->deferred.queued = 0;
-            r->deferred_count--;
+        cmdipc__deferred_t *pending[2] = {&ch->deferred, &ch->eof_close};
+        for (int i = 0; i < 2; i++) {
+            if (pending[i]->queued) { /* a pending close: superseded */
+                cmdipc__queue_remove(&pending[i]->link);
+                pending[i]->queued = 0;
+                r->deferred_count--;
+            }
+        }
+        if (status == CMDIPC_ESLOWCONSUMER) {
+            r->stats.slow_consumers++;
+            cmdipc__log(r, CMDIPC_LOG_WARN, "channel %s closed: slow consumer", ch->id);
         }
         cmdipc__channel_detach(ch, status ? status : UV_EOF);
     } else {

@@ -342,7 +342,7 @@ static int check_schema(const json_t *schema) {
                    (json_object_get(schema, "response") != NULL);
     if (json_object_size(schema) != known)
         return UV_EINVAL;
-    return cmdipc__json_check(schema, 64) ? UV_EINVAL : 0;
+    return cmdipc__json_check(schema, CMDIPC__RESULT_DEPTH) ? UV_EINVAL : 0;
 }
 
 int cmdipc_registry_register(cmdipc_registry_t *r, const cmdipc_command_def_t *def,
@@ -812,12 +812,12 @@ static void inbound_response(cmdipc_channel_t *ch, cmdipc_msg_t *m) {
     if (m->type == CMDIPC_MSG_EXECUTE_RESPONSE && kind == CMDIPC__T_ROUTE) {
         cmdipc__route_t *rt = cmdipc__container_of(o, cmdipc__route_t, out);
         cmdipc_channel_t *origin = rt->origin;
-        cmdipc__in_flight_dec(origin);
         route_free(r, rt);
         /* Same thid and response, fresh id. */
         cmdipc__uuid4(m->idbuf);
         m->id = m->idbuf;
         cmdipc__send_or_fail(origin, m);
+        cmdipc__in_flight_dec(origin);
         return;
     }
     r->stats.dropped[CMDIPC_DROP_UNMATCHED]++;
@@ -864,9 +864,9 @@ void cmdipc__dispatch(cmdipc_channel_t *ch, cmdipc_msg_t *m) {
 /* ---------------------------------------------------------------------------
  * Channel close cleanup (rule 12). */
 
-/* Everything rule 12 asks when ch's link goes away, for good or until a
- * reconnect. */
-static void channel_cleanup(cmdipc_channel_t *ch) {
+/* What awaited an answer from ch fails, and the commands it owned are
+ * forgotten: ch can no longer answer (rule 12, first half). */
+void cmdipc__channel_forget_target(cmdipc_channel_t *ch) {
     cmdipc_registry_t *r = ch->reg;
     char why[200];
 
@@ -879,7 +879,6 @@ static void channel_cleanup(cmdipc_channel_t *ch) {
         }
     }
 
-    /* What awaited an answer from ch. */
     snprintf(why, sizeof(why), "channel %.150s disconnected", ch->id);
     cmdipc__map_iter_t it;
     cmdipc__hnode_t *n;
@@ -913,6 +912,21 @@ static void channel_cleanup(cmdipc_channel_t *ch) {
     }
     cmdipc__map_free(&ch->out);
 
+    cmdipc__queue_t *q = r->cmd_order.next;
+    while (q != &r->cmd_order) {
+        cmdipc__cmd_t *c = cmdipc__container_of(q, cmdipc__cmd_t, order);
+        q = q->next;
+        if (c->owner == ch)
+            cmd_remove(r, c);
+    }
+}
+
+/* Everything rule 12 asks when ch's link goes away, for good or until a
+ * reconnect. */
+static void channel_cleanup(cmdipc_channel_t *ch) {
+    cmdipc_registry_t *r = ch->reg;
+    cmdipc__channel_forget_target(ch);
+
     /* Calls from ch: their answers will be dropped. */
     cmdipc__calls_orphan(r, &ch->calls);
 
@@ -928,15 +942,6 @@ static void channel_cleanup(cmdipc_channel_t *ch) {
         }
     }
     ch->in_flight = 0;
-
-    /* Commands it owned (or was registering). */
-    cmdipc__queue_t *q = r->cmd_order.next;
-    while (q != &r->cmd_order) {
-        cmdipc__cmd_t *c = cmdipc__container_of(q, cmdipc__cmd_t, order);
-        q = q->next;
-        if (c->owner == ch)
-            cmd_remove(r, c);
-    }
     if (ch->paused) {
         ch->paused = 0;
         if (ch->state == CMDIPC__CH_ATTACHED && ch->ops->pause_reading != NULL)
@@ -959,6 +964,18 @@ void cmdipc__channel_detach(cmdipc_channel_t *ch, int status) {
                       r->channel_cb_data);
 }
 
+void cmdipc_channel_eof(cmdipc_channel_t *ch) {
+    cmdipc_registry_t *r = ch->reg;
+    if (r == NULL || ch->state != CMDIPC__CH_ATTACHED || ch->down || ch->eof)
+        return;
+    ch->eof = 1;
+    cmdipc__log(r, CMDIPC_LOG_INFO, "channel %s: the peer finished sending (%u pending)",
+                ch->id, ch->in_flight);
+    cmdipc__channel_forget_target(ch);
+    if (ch->in_flight == 0)
+        cmdipc__eof_close_later(ch);
+}
+
 void cmdipc_channel_link_down(cmdipc_channel_t *ch, int status) {
     cmdipc_registry_t *r = ch->reg;
     if (r == NULL) { /* not attached yet: it starts down */
@@ -969,6 +986,8 @@ void cmdipc_channel_link_down(cmdipc_channel_t *ch, int status) {
         return;
     ch->down = 1;
     r->stats.disconnects++;
+    if (status == CMDIPC_ESLOWCONSUMER)
+        r->stats.slow_consumers++;
     cmdipc__log(r, CMDIPC_LOG_WARN, "channel %s down (%s)", ch->id, cmdipc_strerror(status));
     channel_cleanup(ch);
     if (r->channel_cb != NULL)

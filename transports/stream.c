@@ -351,7 +351,15 @@ static void finish_eof(cmdipc__conn_t *c) {
     if (c->rend > c->rstart)
         cmdipc_channel_deliver_line(c->link->ch, c->rbuf + c->rstart, c->rend - c->rstart);
     c->rstart = c->rend = c->rscan = 0;
-    cmdipc__conn_close(c, 1, UV_EOF);
+    if (c->state != C_OPEN)
+        return;
+    if (c->link->kind == CMDIPC__LINK_DIALER) {
+        cmdipc__conn_close(c, 1, UV_EOF); /* the dialer reconnects */
+        return;
+    }
+    /* A half-close: the peer may still read. The registry answers what it
+     * asked, then closes the channel (which closes this conn gracefully). */
+    cmdipc_channel_eof(c->link->ch);
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {

@@ -91,7 +91,10 @@ int cmdipc__listener_name(cmdipc_listener_t *l, const cmdipc_peer_info_t *peer, 
         if (buf[0] != '\0')
             return cmdipc__check_id(buf);
     }
-    snprintf(buf, size, "%s%llu", l->prefix, (unsigned long long)++l->counter);
+    /* Unique in the registry, even with several listeners sharing a prefix. */
+    do
+        snprintf(buf, size, "%s%llu", l->prefix, (unsigned long long)++l->counter);
+    while (cmdipc_registry_channel(l->reg, buf) != NULL);
     return 0;
 }
 

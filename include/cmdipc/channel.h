@@ -223,6 +223,14 @@ CMDIPC_EXTERN void cmdipc_channel_deliver_line(cmdipc_channel_t *ch, const char 
  * itself (status says why). Counted and logged like a bad line. */
 CMDIPC_EXTERN void cmdipc_channel_reject(cmdipc_channel_t *ch, int status, const char *why);
 
+/* Transport -> registry: the peer finished sending (end of input, a
+ * half-close such as `nc -N` or socat after its stdin ends) but can still
+ * read. The registry fails what awaited an answer from it and forgets its
+ * commands, as for a close, then closes the channel gracefully as soon as
+ * every request the peer sent has been answered (at once if none is
+ * pending), so those answers still reach it. */
+CMDIPC_EXTERN void cmdipc_channel_eof(cmdipc_channel_t *ch);
+
 /* Transport -> registry: the link dropped but the transport keeps the
  * channel and will re-establish it (a reconnecting dialer). The registry
  * cleans up as for a close (pending calls fail CMDIPC_EDISCONNECTED, routed

@@ -205,8 +205,8 @@ CMDIPC_EXTERN int cmdipc_registry_unregister(cmdipc_registry_t *r, const char *c
 
 /* Answers a call with a result (borrowed; NULL omits "result"). Consumes and
  * frees the call in every case. If the result cannot be emitted (nested
- * deeper than 64, holding NUL), the caller gets internal_error instead and
- * UV_EINVAL is returned. After the call's channel or registry is gone the
+ * deeper than 62 levels — 64 with the envelope — or holding NUL), the caller
+ * gets internal_error instead and UV_EINVAL is returned. After the call's channel or registry is gone the
  * answer is dropped and 0 is returned. */
 CMDIPC_EXTERN int cmdipc_call_reply(cmdipc_call_t *call, json_t *result);
 
@@ -260,7 +260,8 @@ CMDIPC_EXTERN void cmdipc_exec_opts_init(cmdipc_exec_opts_t *opts);
  * CMDIPC_EDISCONNECTED, CMDIPC_ECANCELED. *out (if not NULL) receives the
  * request handle, valid until cb returns.
  * Returns: 0, UV_EINVAL (bad arguments: NULL, empty or non-UTF-8 id, request
- * deeper than 64 or holding NUL), CMDIPC_EOVERLOAD (target channel at its cap
+ * nested deeper than 63 levels — 64 with the envelope, the limit receivers
+ * apply — or holding NUL), CMDIPC_EOVERLOAD (target channel at its cap
  * or its queue full; nothing was sent), CMDIPC_ECLOSED. */
 CMDIPC_EXTERN int cmdipc_registry_execute(cmdipc_registry_t *r, const char *command_id,
                                           json_t *request, const cmdipc_exec_opts_t *opts,
@@ -299,7 +300,8 @@ CMDIPC_EXTERN void cmdipc_sub_off(cmdipc_sub_t *sub);
 
 /* Emits an event: local listeners run synchronously, inside this call, in
  * order; then (unless event_id starts with '_') the event goes to every
- * attached channel. payload is borrowed (NULL = none). A channel whose queue
+ * attached channel. payload is borrowed (NULL = none; at most 63 levels
+ * deep, as for execute). A channel whose queue
  * cannot take the event is closed as a slow consumer (counted and logged).
  * Returns 0, UV_EINVAL, CMDIPC_ECLOSED. */
 CMDIPC_EXTERN int cmdipc_registry_emit(cmdipc_registry_t *r, const char *event_id,
