@@ -5,7 +5,7 @@
 #   make build   build/ (debugoptimized)
 #   make test    every test in build/ and in build-asan/ (ASan+UBSan); the last line
 #                printed is "tests: N passed, N failed, N skipped"
-#   make demo    run the multi-service example
+#   make demo    run the multi-service example, then the cmdipc CLI walkthrough
 #   make bench   benchmarks in build-release/
 #   make format  clang-format the C sources
 #   make clean   remove the build directories
@@ -64,9 +64,11 @@ test: deps
 	    || rc=1; \
 	exit $$rc
 
-# Runs the example with several services (built by `make build`).
+# Runs the example with several services (built by `make build`), then the
+# command-line tool against a hub and services in separate processes.
 demo: build
 	build/examples/multi-service
+	examples/cli-demo.sh
 
 # Placeholder: runs the benchmarks registered with benchmark() in a release build.
 bench: deps
