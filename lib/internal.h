@@ -363,6 +363,10 @@ struct cmdipc_registry_s {
     void *data;
     cmdipc_channel_cb channel_cb;
     void *channel_cb_data;
+    cmdipc_command_cb command_cb;
+    void *command_cb_data;
+    cmdipc__queue_t command_events; /* pending notifications */
+    cmdipc__deferred_t command_events_deferred;
 
     int closing;
     int busy;             /* dispatches and emits in progress */
@@ -501,6 +505,7 @@ void cmdipc__reg_expired(cmdipc__reg_t *g);
 void cmdipc__route_expired(cmdipc_registry_t *r, cmdipc__route_t *rt);
 void cmdipc__retry_due(cmdipc_registry_t *r, cmdipc__cmd_t *cmd);
 void cmdipc__commands_free(cmdipc_registry_t *r);
+void cmdipc__command_events_free(cmdipc_registry_t *r);
 void cmdipc__regs_cancel_all(cmdipc_registry_t *r);
 cmdipc__cmd_t *cmdipc__cmd_find(const cmdipc_registry_t *r, const char *id);
 int cmdipc__builtin_register(cmdipc_registry_t *r);

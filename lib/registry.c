@@ -289,6 +289,7 @@ int cmdipc_registry_new(uv_loop_t *loop, const cmdipc_registry_opts_t *opts,
     cmdipc__queue_init(&r->reqs);
     cmdipc__queue_init(&r->regs);
     cmdipc__queue_init(&r->lists);
+    cmdipc__queue_init(&r->command_events);
     cmdipc__queue_init(&r->calls);
     cmdipc__queue_init(&r->resources);
     cmdipc__map_init(&r->events);
@@ -320,6 +321,11 @@ void cmdipc_registry_set_channel_cb(cmdipc_registry_t *r, cmdipc_channel_cb cb, 
     r->channel_cb_data = data;
 }
 
+void cmdipc_registry_set_command_cb(cmdipc_registry_t *r, cmdipc_command_cb cb, void *data) {
+    r->command_cb = cb;
+    r->command_cb_data = data;
+}
+
 static void registry_free(cmdipc_registry_t *r) {
     /* Calls not yet answered outlive the registry: detach them. */
     while (!cmdipc__queue_empty(&r->calls)) {
@@ -330,6 +336,7 @@ static void registry_free(cmdipc_registry_t *r) {
         c->origin = NULL;
         c->req = NULL;
     }
+    cmdipc__command_events_free(r);
     cmdipc__commands_free(r);
     cmdipc__events_free(r);
     cmdipc__map_free(&r->channels);

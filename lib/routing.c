@@ -26,6 +26,61 @@ static char *xstrdup(const char *s) {
 static int is_private(const char *id) { return id[0] == '_'; }
 
 /* ---------------------------------------------------------------------------
+ * Command notifications, queued and delivered from the loop. */
+
+typedef struct command_event_s {
+    cmdipc__queue_t link;
+    int event;
+    char *channel_id; /* NULL: local */
+    char id[];
+} command_event_t;
+
+static void command_events_cb(cmdipc__deferred_t *d) {
+    cmdipc_registry_t *r = cmdipc__container_of(d, cmdipc_registry_t, command_events_deferred);
+    cmdipc__queue_t batch;
+    cmdipc__queue_init(&batch);
+    cmdipc__queue_move(&r->command_events, &batch);
+    while (!cmdipc__queue_empty(&batch)) {
+        command_event_t *e = cmdipc__container_of(batch.next, command_event_t, link);
+        cmdipc__queue_remove(&e->link);
+        if (r->command_cb != NULL)
+            r->command_cb(r, (cmdipc_command_event_t)e->event, e->id, e->channel_id,
+                          r->command_cb_data);
+        free(e->channel_id);
+        free(e);
+    }
+}
+
+static void command_notify(cmdipc_registry_t *r, int event, const cmdipc__cmd_t *c) {
+    if (r->command_cb == NULL || r->closing)
+        return;
+    size_t n = strlen(c->id) + 1;
+    command_event_t *e = malloc(sizeof(*e) + n);
+    if (e == NULL)
+        return;
+    memcpy(e->id, c->id, n);
+    e->event = event;
+    e->channel_id = c->owner ? xstrdup(c->owner->id) : NULL;
+    cmdipc__queue_insert_tail(&r->command_events, &e->link);
+    r->command_events_deferred.fn = command_events_cb;
+    cmdipc__defer(r, &r->command_events_deferred);
+}
+
+void cmdipc__command_events_free(cmdipc_registry_t *r) {
+    while (!cmdipc__queue_empty(&r->command_events)) {
+        command_event_t *e =
+            cmdipc__container_of(r->command_events.next, command_event_t, link);
+        cmdipc__queue_remove(&e->link);
+        free(e->channel_id);
+        free(e);
+    }
+}
+
+static int cmd_live(const cmdipc__cmd_t *c) {
+    return c->state == CMDIPC__CMD_LOCAL || c->state == CMDIPC__CMD_REMOTE;
+}
+
+/* ---------------------------------------------------------------------------
  * The command table. */
 
 cmdipc__cmd_t *cmdipc__cmd_find(const cmdipc_registry_t *r, const char *id) {
@@ -61,6 +116,8 @@ static cmdipc__cmd_t *cmd_new(cmdipc_registry_t *r, const char *id, const char *
         return NULL;
     }
     cmdipc__queue_insert_tail(&r->cmd_order, &c->order);
+    if (cmd_live(c))
+        command_notify(r, CMDIPC_COMMAND_ADDED, c);
     return c;
 }
 
@@ -72,6 +129,8 @@ static void cmd_free(cmdipc__cmd_t *c) {
 }
 
 static void cmd_remove(cmdipc_registry_t *r, cmdipc__cmd_t *c) {
+    if (cmd_live(c))
+        command_notify(r, CMDIPC_COMMAND_REMOVED, c);
     cmdipc__map_del(&r->commands, &c->node);
     cmdipc__queue_remove(&c->order);
     cmdipc__deadline_cancel(r, &c->retry);
@@ -245,10 +304,12 @@ static void reg_finish(cmdipc__reg_t *g, int status, const char *why) {
     switch (g->kind) {
         case CMDIPC__REG_LOCAL:
             if (c != NULL) {
-                if (status == 0)
+                if (status == 0) {
                     c->state = CMDIPC__CMD_LOCAL;
-                else
+                    command_notify(r, CMDIPC_COMMAND_ADDED, c);
+                } else {
                     cmd_remove(r, c);
+                }
             }
             if (status != 0)
                 cmdipc__log(r, CMDIPC_LOG_WARN, "registration of %s failed: %s", g->command_id,
@@ -263,10 +324,12 @@ static void reg_finish(cmdipc__reg_t *g, int status, const char *why) {
             cmdipc_channel_t *origin = g->origin;
             cmdipc__queue_remove(&g->from_link);
             if (c != NULL) {
-                if (status == 0 && origin != NULL)
+                if (status == 0 && origin != NULL) {
                     c->state = CMDIPC__CMD_REMOTE;
-                else
+                    command_notify(r, CMDIPC_COMMAND_ADDED, c);
+                } else {
                     cmd_remove(r, c);
+                }
             }
             if (origin != NULL) {
                 if (status != 0)
@@ -381,6 +444,7 @@ int cmdipc_registry_register(cmdipc_registry_t *r, const cmdipc_command_def_t *d
         if (rc == CMDIPC_ECLOSED) {
             escalating = 0; /* the router is going away: serve it locally now */
             c->state = CMDIPC__CMD_LOCAL;
+            command_notify(r, CMDIPC_COMMAND_ADDED, c);
         } else if (rc != 0) {
             cmdipc__queue_remove(&g->link);
             reg_free(g);
@@ -955,8 +1019,11 @@ void cmdipc__channel_detach(cmdipc_channel_t *ch, int status) {
     cmdipc__queue_remove(&ch->link);
     ch->state = CMDIPC__CH_CLOSING; /* nothing more is sent to it */
     r->stats.disconnects++;
-    cmdipc__log(r, status == 0 || status == CMDIPC_ECLOSED ? CMDIPC_LOG_INFO : CMDIPC_LOG_WARN,
-                "channel %s closed (%s)", ch->id, status ? cmdipc_strerror(status) : "by us");
+    /* A peer going away is normal: only limits and errors are warnings. */
+    int expected = status == 0 || status == CMDIPC_ECLOSED || status == UV_EOF ||
+                   status == UV_EPIPE || status == UV_ECONNRESET;
+    cmdipc__log(r, expected ? CMDIPC_LOG_INFO : CMDIPC_LOG_WARN, "channel %s closed (%s)",
+                ch->id, status ? cmdipc_strerror(status) : "by us");
     if (!ch->down)
         channel_cleanup(ch);
     if (r->channel_cb != NULL)
@@ -988,7 +1055,11 @@ void cmdipc_channel_link_down(cmdipc_channel_t *ch, int status) {
     r->stats.disconnects++;
     if (status == CMDIPC_ESLOWCONSUMER)
         r->stats.slow_consumers++;
-    cmdipc__log(r, CMDIPC_LOG_WARN, "channel %s down (%s)", ch->id, cmdipc_strerror(status));
+    cmdipc__log(r,
+                status == UV_EOF || status == UV_EPIPE || status == UV_ECONNRESET
+                    ? CMDIPC_LOG_INFO
+                    : CMDIPC_LOG_WARN,
+                "channel %s down (%s)", ch->id, cmdipc_strerror(status));
     channel_cleanup(ch);
     if (r->channel_cb != NULL)
         r->channel_cb(r, ch, CMDIPC_CHANNEL_DOWN, status, r->channel_cb_data);

@@ -300,6 +300,39 @@ TEST(channel_list_commands_asks_the_peer) {
     pair_teardown();
 }
 
+static char cmd_events[8][96];
+static int n_cmd_events;
+static void command_cb(cmdipc_registry_t *r, cmdipc_command_event_t ev, const char *id,
+                       const char *channel_id, void *data) {
+    (void)data;
+    ASSERT_LT(n_cmd_events, 8);
+    snprintf(cmd_events[n_cmd_events++], sizeof(cmd_events[0]), "%s %s %s %s",
+             cmdipc_registry_id(r), ev == CMDIPC_COMMAND_ADDED ? "added" : "removed", id,
+             channel_id ? channel_id : "local");
+}
+
+TEST(command_notifications) {
+    pair_setup();
+    cmdipc_registry_set_command_cb(ra, command_cb, NULL);
+    cmdipc_registry_set_command_cb(rb, command_cb, NULL);
+    tu_register(&loop, rb, "b.work", tu_echo_fn, NULL);
+    ASSERT_EQ(n_cmd_events, 2);
+    /* Two registries, each in its own order: compare as a set. */
+    int a_first = strcmp(cmd_events[0], "a added b.work b") == 0;
+    ASSERT_STR_EQ(cmd_events[a_first ? 0 : 1], "a added b.work b");
+    ASSERT_STR_EQ(cmd_events[a_first ? 1 : 0], "b added b.work local");
+    ASSERT_OK(cmdipc_registry_unregister(rb, "b.work"));
+    ASSERT_EQ(n_cmd_events, 2); /* delivered from the loop, not inside the call */
+    tu_settle(&loop);
+    ASSERT_EQ(n_cmd_events, 3);
+    ASSERT_STR_EQ(cmd_events[2], "b removed b.work local");
+    ASSERT_OK(cmdipc_channel_close(cmdipc_registry_channel(ra, "b")));
+    tu_settle(&loop);
+    ASSERT_EQ(n_cmd_events, 4);
+    ASSERT_STR_EQ(cmd_events[3], "a removed b.work b");
+    pair_teardown();
+}
+
 /* Each test runs in a fresh process, so the process-wide init runs with the
  * first registry created here. */
 TEST(sigpipe_default_disposition_is_ignored) {
@@ -340,6 +373,7 @@ TEST_ENTRY(channel_close_removes_its_commands)
 TEST_ENTRY(register_command_executes_locally_with_description)
 TEST_ENTRY(bad_arguments_are_returned_at_once)
 TEST_ENTRY(channel_list_commands_asks_the_peer)
+TEST_ENTRY(command_notifications)
 TEST_ENTRY(sigpipe_default_disposition_is_ignored)
 TEST_ENTRY(sigpipe_handler_of_the_application_is_kept)
 TEST_LIST_END

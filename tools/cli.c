@@ -79,18 +79,6 @@ void cli_log(cmdipc_registry_t *r, cmdipc_log_level_t level, const char *message
     static const char *const names[] = {"error: ", "warning: ", "", ""};
     (void)r;
     (void)data;
-    /* Every client leaves by closing its connection, which the library logs
-     * as a warning ("channel conn-3 closed (end of file)", "broken pipe" when
-     * it left while we wrote to it): news only with -v. */
-    if (level == CMDIPC_LOG_WARN && strncmp(message, "channel ", 8) == 0 &&
-        (strstr(message, " closed") != NULL || strstr(message, " closing") != NULL) &&
-        (strstr(message, "end of file") != NULL ||
-         strstr(message, "broken pipe") != NULL ||
-         strstr(message, "connection reset by peer") != NULL)) {
-        if (cli_verbosity < 1)
-            return;
-        level = CMDIPC_LOG_INFO;
-    }
     fprintf(stderr, "%s: %s%s\n", cli_prog, names[level <= CMDIPC_LOG_DEBUG ? level : 3],
             message);
 }

@@ -511,7 +511,8 @@ static void serve_closed_link(cli_app_t *app, int status) {
 
 /* The library says so as a warning ("channel peer down (...)"). */
 static void serve_down(cli_app_t *app, int status) {
-    cli_info(1, "connection to %s lost (%s); reconnecting", app->url,
+    /* A serve process without its hub is news even without -v. */
+    cli_info(0, "warning: connection to %s lost (%s); reconnecting", app->url,
              cmdipc_strerror(status));
 }
 

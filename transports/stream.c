@@ -129,8 +129,11 @@ static void conn_fail(cmdipc__conn_t *c, int status, const char *why) {
     if (c->state == C_CLOSING)
         return;
     if (r != NULL && status != UV_EOF)
-        cmdipc__log(r, CMDIPC_LOG_WARN, "channel %s: closing the connection: %s",
-                    cmdipc_channel_id(c->link->ch), why ? why : cmdipc_strerror(status));
+        cmdipc__log(r,
+                    status == UV_EPIPE || status == UV_ECONNRESET ? CMDIPC_LOG_INFO
+                                                                   : CMDIPC_LOG_WARN,
+                    "channel %s: closing the connection: %s", cmdipc_channel_id(c->link->ch),
+                    why ? why : cmdipc_strerror(status));
     c->status = status;
     conn_destroy(c);
 }

@@ -151,6 +151,17 @@ typedef void (*cmdipc_channel_cb)(cmdipc_registry_t *r, cmdipc_channel_t *ch,
 CMDIPC_EXTERN void cmdipc_registry_set_channel_cb(cmdipc_registry_t *r, cmdipc_channel_cb cb,
                                                   void *data);
 
+/* Command notifications: a command became reachable through this registry
+ * (ADDED: served here, channel_id NULL, or owned by that channel) or stopped
+ * being so (REMOVED: unregistered, or its channel closed). Delivered from the
+ * loop shortly after the change, in order; the strings are valid during the
+ * call. For hubs and monitors. */
+typedef enum { CMDIPC_COMMAND_ADDED = 1, CMDIPC_COMMAND_REMOVED = 2 } cmdipc_command_event_t;
+typedef void (*cmdipc_command_cb)(cmdipc_registry_t *r, cmdipc_command_event_t event,
+                                  const char *command_id, const char *channel_id, void *data);
+CMDIPC_EXTERN void cmdipc_registry_set_command_cb(cmdipc_registry_t *r, cmdipc_command_cb cb,
+                                                  void *data);
+
 /* ---------------------------------------------------------------------------
  * Commands served here
  *

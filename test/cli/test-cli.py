@@ -674,7 +674,7 @@ def hub_killed_mid_call_exits_14():
         check(rc == EXIT["channel_disconnected"], "listen exit %d" % rc, lst.describe())
         # serve keeps trying to reconnect (it says the link is down) and registers
         # its commands again with a new hub on the same address.
-        sv.wait_line(lambda l: "peer down" in l, key="err")
+        sv.wait_line(lambda l: "lost" in l and "reconnecting" in l, key="err")
         check(sv.p.poll() is None, "serve gave up", sv.describe())
         kill_pidfile(pidfile)
         hub2, _ = start_hub(addr)
