@@ -6,16 +6,24 @@
 #   make test    every test in build/ and in build-asan/ (ASan+UBSan); the last line
 #                printed is "tests: N passed, N failed, N skipped"
 #   make demo    run the multi-service example, then the cmdipc CLI walkthrough
-#   make bench   benchmarks in build-release/
+#   make bench   benchmarks in build-release/ (every figure with its ratio to the
+#                baseline measured in the same run; under 5 minutes)
+#   make bench-peers  ZeroMQ and Node.js next to cmdipc (not part of make bench)
 #   make format  clang-format the C sources
 #   make clean   remove the build directories
 
 SHELL := /bin/bash
 
-# Every Debian package any target needs. Later issues add: clang libclang-rt-14-dev
-# valgrind nats-server libnats-dev nodejs libzmq3-dev.
+# Every Debian package any target needs (valgrind: make bench counts instructions
+# with callgrind). Later issues add: clang libclang-rt-14-dev nats-server
+# libnats-dev.
 DEB_PACKAGES := meson ninja-build pkg-config gcc libc6-dev make python3 \
-                libuv1-dev libjansson-dev libsodium-dev
+                libuv1-dev libjansson-dev libsodium-dev valgrind
+# What make bench-peers compares cmdipc with, installed by that target only.
+PEER_PACKAGES := libzmq3-dev nodejs
+
+# Seconds per benchmark figure (make bench BENCH_SECONDS=5 for steadier numbers).
+BENCH_SECONDS ?= 2
 
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1 \
             UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
@@ -27,7 +35,7 @@ comma := ,
 # $(call configure,DIR,MESON OPTIONS): set up DIR unless it is already configured.
 configure = { [ -f $(1)/build.ninja ] || { rm -rf $(1) && meson setup $(1) $(2); }; }
 
-.PHONY: deps build test demo bench format clean
+.PHONY: deps build test demo bench bench-peers format clean
 
 # Installs the missing packages only (apt-get as root, through sudo otherwise).
 deps:
@@ -70,11 +78,23 @@ demo: build
 	build/examples/multi-service
 	examples/cli-demo.sh
 
-# Placeholder: runs the benchmarks registered with benchmark() in a release build.
+# build-release/ with the benchmarks on (turned on if it was configured without).
+bench-build = $(call configure,build-release,--buildtype=release -Dbenchmarks=true) \
+	&& { python3 -c 'import json, sys; o = json.load(open("build-release/meson-info/intro-buildoptions.json")); sys.exit(not any(x["name"] == "benchmarks" and x["value"] for x in o))' \
+	     || meson configure build-release -Dbenchmarks=true; } \
+	&& meson compile -C build-release
+
+# Every benchmark registered with benchmark() in test/bench/, one after the other:
+# ping_pongs, pump, million_timers, sizes, then the callgrind instruction counts.
 bench: deps
-	@$(call configure,build-release,--buildtype=release -Dbenchmarks=true)
-	meson compile -C build-release
-	meson test -C build-release --benchmark --verbose
+	@$(bench-build)
+	CMDIPC_BENCH_SECONDS=$(BENCH_SECONDS) meson test -C build-release --benchmark --verbose
+
+# cmdipc next to ZeroMQ (REQ/REP, DEALER/ROUTER) and a Node.js NDJSON ping-pong.
+bench-peers: deps
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(PEER_PACKAGES)"
+	@$(bench-build)
+	test/bench/peers.sh $(BENCH_SECONDS)
 
 format:
 	@files=$$(find $(FORMAT_DIRS) -name '*.[ch]' 2>/dev/null); \

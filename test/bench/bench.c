@@ -1,4 +1,6 @@
 /* Benchmark helpers (see bench.h). */
+#include <malloc.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,4 +70,40 @@ double bench_seconds(int argc, char **argv, double def) {
     const char *s = argc > 1 ? argv[1] : getenv("CMDIPC_BENCH_SECONDS");
     double d = s ? atof(s) : def;
     return d > 0 ? d : def;
+}
+
+void bench_detail(const char *fmt, ...) {
+    va_list ap;
+    printf("%-34s ", "");
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    fflush(stdout);
+}
+
+size_t bench_heap_bytes(void) {
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+long bench_status_kib(int pid, const char *field) {
+    char path[64], line[256];
+    size_t n = strlen(field);
+    long v = -1;
+    if (pid == 0)
+        snprintf(path, sizeof(path), "/proc/self/status");
+    else
+        snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, field, n) == 0 && line[n] == ':') {
+            v = atol(line + n + 1);
+            break;
+        }
+    }
+    fclose(f);
+    return v;
 }

@@ -45,4 +45,14 @@ void bench_print(const bench_result_t *r, const bench_result_t *baseline);
 /* The duration of each figure, from argv[1] or CMDIPC_BENCH_SECONDS. */
 double bench_seconds(int argc, char **argv, double def);
 
+/* A detail line under a figure, indented past the figure's name. */
+void bench_detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Bytes of heap in use (glibc mallinfo2: uordblks + hblkhd). */
+size_t bench_heap_bytes(void);
+
+/* A "Name:  N kB" field of /proc/<pid>/status (pid 0: this process), in KiB;
+ * -1 if it cannot be read. */
+long bench_status_kib(int pid, const char *field);
+
 #endif

@@ -11,12 +11,19 @@
  * 1 and 64 calls outstanding; and over the in-memory channel on one loop and
  * across two loops on two threads, against a uv_async json_t* hand-off.
  *
+ *   unix_hub    math.add through a hub: a root registry in a third process,
+ *               listening on a Unix socket, forwards between the client and
+ *               the server (which registered math.add, escalated to the hub);
+ *               three busy processes on two cores. Ratio: to the direct
+ *               unix connection measured just before (target >= 0.5x).
+ *
  * Usage: ping_pongs [seconds per figure] [filter substring] */
 #include <arpa/inet.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -344,6 +351,95 @@ static void serve_cmdipc(int transport) {
     _exit(0);
 }
 
+/* The hub: a root registry listening on the socket, routing between the
+ * client and the server behind it. */
+static void serve_hub(void) {
+    uv_loop_t loop;
+    cmdipc_registry_t *r;
+    char url[200];
+    uv_loop_init(&loop);
+    cmdipc_registry_opts_t o;
+    cmdipc_registry_opts_init(&o);
+    o.id = "hub";
+    if (cmdipc_registry_new(&loop, &o, &r) != 0)
+        die("registry", 0);
+    snprintf(url, sizeof(url), "unix://%s", unix_path);
+    unlink(unix_path);
+    int rc = cmdipc_listen(r, url, NULL, NULL);
+    if (rc != 0)
+        die("cmdipc_listen", rc);
+    signal_ready();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    _exit(0);
+}
+
+static void behind_registered(cmdipc_registry_t *r, int status, const char *id,
+                              void *data) {
+    (void)r, (void)id, (void)data;
+    if (status != 0)
+        die("math.add registration through the hub", status);
+    signal_ready(); /* the hub routes math.add to us from now on */
+}
+
+static void behind_channel_cb(cmdipc_registry_t *r, cmdipc_channel_t *ch,
+                              cmdipc_channel_event_t ev, int status, void *data) {
+    (void)ch, (void)status, (void)data;
+    if (ev == CMDIPC_CHANNEL_UP) {
+        cmdipc_command_def_t def = {CMDIPC_COMMAND_DEF_VERSION, "math.add", NULL, NULL};
+        int rc = cmdipc_registry_register(r, &def, add_fn, NULL, behind_registered, NULL);
+        if (rc != 0)
+            die("register", rc);
+    } else if (ev == CMDIPC_CHANNEL_CLOSED) {
+        _exit(0);
+    }
+}
+
+/* The server behind the hub: its router is the hub. */
+static void serve_behind_hub(void) {
+    uv_loop_t loop;
+    cmdipc_registry_t *r;
+    char url[200];
+    uv_loop_init(&loop);
+    cmdipc_registry_opts_t o;
+    cmdipc_registry_opts_init(&o);
+    o.id = "server";
+    o.router_channel = "hub";
+    if (cmdipc_registry_new(&loop, &o, &r) != 0)
+        die("registry", 0);
+    cmdipc_registry_set_channel_cb(r, behind_channel_cb, NULL);
+    snprintf(url, sizeof(url), "unix://%s", unix_path);
+    cmdipc_connect_opts_t co;
+    cmdipc_connect_opts_init(&co);
+    co.reconnect = 0;
+    int rc = cmdipc_connect(r, url, "hub", &co, NULL);
+    if (rc != 0)
+        die("connect", rc);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    _exit(0);
+}
+
+/* Forks a process running fn; returns its pid once fn signalled ready. */
+static pid_t start_proc(void (*fn)(void)) {
+    int fds[2];
+    if (pipe(fds) != 0)
+        die("pipe", 0);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the benchmark */
+        close(fds[0]);
+        ready_fd = fds[1];
+        fn();
+        _exit(0);
+    }
+    close(fds[1]);
+    char c;
+    if (read(fds[0], &c, 1) != 1)
+        die("process did not start", 0);
+    close(fds[0]);
+    return pid;
+}
+
 /* Forks a server; returns its pid once it listens. */
 static pid_t start_server(int transport, int mode, int is_cmdipc) {
     int fds[2];
@@ -352,6 +448,7 @@ static pid_t start_server(int transport, int mode, int is_cmdipc) {
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the benchmark */
         close(fds[0]);
         ready_fd = fds[1];
         if (is_cmdipc)
@@ -575,10 +672,17 @@ static void cc_channel(cmdipc_registry_t *r, cmdipc_channel_t *ch, cmdipc_channe
     }
 }
 
-static bench_result_t run_cmdipc(int transport, int k, const char *label) {
+/* hub: through a hub process (transport is T_UNIX). */
+static bench_result_t run_cmdipc(int transport, int k, const char *label, int hub) {
     uv_loop_t loop;
     char url[200], name[64];
-    pid_t pid = start_server(transport, 0, 1);
+    pid_t pid, hub_pid = 0;
+    if (hub) {
+        hub_pid = start_proc(serve_hub);
+        pid = start_proc(serve_behind_hub);
+    } else {
+        pid = start_server(transport, 0, 1);
+    }
     uv_loop_init(&loop);
     memset(&cc, 0, sizeof(cc));
     cc.loop = &loop;
@@ -588,7 +692,7 @@ static bench_result_t run_cmdipc(int transport, int k, const char *label) {
     cmdipc_registry_opts_t o;
     cmdipc_registry_opts_init(&o);
     o.id = "client";
-    o.router_channel = "server";
+    o.router_channel = hub ? "hub" : "server";
     if (cmdipc_registry_new(&loop, &o, &cc.r) != 0)
         die("registry", 0);
     cmdipc_registry_set_channel_cb(cc.r, cc_channel, NULL);
@@ -599,12 +703,14 @@ static bench_result_t run_cmdipc(int transport, int k, const char *label) {
     cmdipc_connect_opts_t co;
     cmdipc_connect_opts_init(&co);
     co.reconnect = 0;
-    int rc = cmdipc_connect(cc.r, url, "server", &co, NULL);
+    int rc = cmdipc_connect(cc.r, url, o.router_channel, &co, NULL);
     if (rc != 0)
         die("connect", rc);
     cc.phase.on_stage = cc_stage;
     uv_run(&loop, UV_RUN_DEFAULT);
     uint64_t srv_cpu = stop_server(pid);
+    if (hub)
+        srv_cpu += stop_server(hub_pid);
     uv_loop_close(&loop);
     snprintf(name, sizeof(name), "ping_pongs/%s/cmdipc/%d", label, k);
     bench_result_t r = finish(name, cc.measured, &cc.phase, srv_cpu, seconds / (seconds + 0.2),
@@ -871,7 +977,7 @@ int main(int argc, char **argv) {
         for (int ki = 0; ki < 2; ki++) {
             int k = ks[ki];
             char name[96];
-            bench_result_t raw = {0}, best = {0};
+            bench_result_t raw = {0}, best = {0}, direct = {0};
             snprintf(name, sizeof(name), "ping_pongs/%s/raw/%d", label, k);
             if (wanted(name)) {
                 tcp_port = free_tcp_port();
@@ -891,10 +997,16 @@ int main(int argc, char **argv) {
             snprintf(name, sizeof(name), "ping_pongs/%s/cmdipc/%d", label, k);
             if (wanted(name)) {
                 tcp_port = free_tcp_port();
-                bench_result_t c = run_cmdipc(t, k, label);
+                bench_result_t c = run_cmdipc(t, k, label, 0);
                 bench_print(&c, best.rate > 0 ? &best : NULL);
                 if (raw.rate > 0)
                     printf("%-34s %10s vs raw %.2fx\n", "", "", c.rate / raw.rate);
+                direct = c;
+            }
+            snprintf(name, sizeof(name), "ping_pongs/unix_hub/cmdipc/%d", k);
+            if (t == T_UNIX && wanted(name)) {
+                bench_result_t h = run_cmdipc(t, k, "unix_hub", 1);
+                bench_print(&h, direct.rate > 0 ? &direct : NULL);
             }
         }
     }
