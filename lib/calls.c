@@ -20,8 +20,9 @@ static char *xstrdup(const char *s) {
 
 static void req_free(cmdipc_req_t *req) {
     json_decref(req->result);
-    free(req->message);
-    free(req);
+    if (req->message_owned)
+        free(req->message);
+    cmdipc__pfree(req);
 }
 
 static void req_deliver_cb(cmdipc__deferred_t *d) {
@@ -29,6 +30,26 @@ static void req_deliver_cb(cmdipc__deferred_t *d) {
     req->cb(req, req->status, req->status == 0 ? req->result : NULL,
             req->status == 0 ? NULL : (req->message ? req->message : cmdipc_strerror(req->status)),
             req->data);
+    req_free(req);
+}
+
+/* An answer from the wire: the callback runs now. We are in a transport's
+ * read callback, never inside the execute that started the call, and the
+ * dispatch in progress holds the registry (a close from the callback waits
+ * for its end). */
+void cmdipc__req_answer(cmdipc_req_t *req, int status, json_t *result, const char *message) {
+    cmdipc_registry_t *r = req->reg;
+    if (req->done)
+        return;
+    req->done = 1;
+    cmdipc__queue_remove(&req->link);
+    cmdipc__deadline_cancel(r, &req->out.timer);
+    if (req->out.target != NULL) {
+        cmdipc__map_del(&req->out.target->out, &req->out.node);
+        req->out.target = NULL;
+    }
+    req->cb(req, status, status == 0 ? result : NULL,
+            status == 0 ? NULL : (message ? message : cmdipc_strerror(status)), req->data);
     req_free(req);
 }
 
@@ -51,19 +72,25 @@ int cmdipc__req_complete(cmdipc_req_t *req, int status, json_t *result, const ch
     }
     req->status = status;
     req->result = status == 0 ? json_incref(result) : NULL;
-    if (status != 0)
-        req->message = xstrdup(message ? message : cmdipc_strerror(status));
+    if (status != 0) {
+        if (message == NULL) {
+            req->message = (char *)cmdipc_strerror(status); /* static */
+        } else {
+            req->message = xstrdup(message);
+            req->message_owned = req->message != NULL;
+        }
+    }
     cmdipc__defer(r, &req->deferred);
     return 0;
 }
 
 void cmdipc__req_timeout(cmdipc_req_t *req) {
-    char msg[128];
     cmdipc_registry_t *r = req->reg;
-    snprintf(msg, sizeof(msg), "request %s timed out", req->id);
     r->stats.timeouts++;
-    cmdipc__log(r, CMDIPC_LOG_INFO, "execute %s: %s", req->command_id, msg);
-    cmdipc__req_complete(req, CMDIPC_ETIMEDOUT, NULL, msg);
+    cmdipc__log(r, CMDIPC_LOG_DEBUG, "execute %s: request %s timed out", req->command_id,
+                req->id);
+    /* A static message: expiring a million calls must not format a million. */
+    cmdipc__req_complete(req, CMDIPC_ETIMEDOUT, NULL, NULL);
 }
 
 void cmdipc__reqs_cancel_all(cmdipc_registry_t *r) {
@@ -91,7 +118,7 @@ cmdipc_registry_t *cmdipc_req_registry(const cmdipc_req_t *req) { return req->re
 
 static void call_free(cmdipc_call_t *c) {
     json_decref(c->request);
-    free(c);
+    cmdipc__pfree(c);
 }
 
 static void call_run_cb(cmdipc__deferred_t *d) {
@@ -108,7 +135,7 @@ static void call_run_cb(cmdipc__deferred_t *d) {
 
 static cmdipc_call_t *call_new(cmdipc_registry_t *r, const char *thid, cmdipc__cmd_t *cmd) {
     size_t nt = strlen(thid) + 1, nc = strlen(cmd->id) + 1;
-    cmdipc_call_t *c = malloc(sizeof(*c) + nt + nc);
+    cmdipc_call_t *c = cmdipc__palloc(sizeof(*c) + nt + nc);
     if (c == NULL)
         return NULL;
     memset(c, 0, sizeof(*c));
@@ -306,7 +333,7 @@ int cmdipc_registry_execute(cmdipc_registry_t *r, const char *command_id, json_t
     }
 
     size_t nc = strlen(command_id) + 1;
-    cmdipc_req_t *req = malloc(sizeof(*req) + nc);
+    cmdipc_req_t *req = cmdipc__palloc(sizeof(*req) + nc);
     if (req == NULL)
         return UV_ENOMEM;
     memset(req, 0, sizeof(*req));

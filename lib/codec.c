@@ -20,6 +20,8 @@ static const char *const type_names[] = {
     "event",
 };
 
+static const size_t type_len[] = {0, 24, 25, 21, 22, 23, 24, 5};
+
 const char *cmdipc_msg_type_name(cmdipc_msg_type_t type) {
     if (type < CMDIPC_MSG_REGISTER_REQUEST || type > CMDIPC_MSG_EVENT)
         return NULL;
@@ -64,7 +66,7 @@ void cmdipc_msg_free(cmdipc_msg_t *m) {
     if (m->body.text_owned)
         free(m->body.text);
     json_decref(m->root);
-    free(m);
+    cmdipc__pfree(m);
 }
 
 /* ---------------------------------------------------------------------------
@@ -87,7 +89,7 @@ cmdipc_msg_t *cmdipc__msg_new(cmdipc_msg_type_t type, const char *id, const char
                               const char *description) {
     size_t n = opt_len(id) + opt_len(thid) + opt_len(name) + opt_len(message) +
                opt_len(description);
-    cmdipc_msg_t *m = malloc(sizeof(*m) + n);
+    cmdipc_msg_t *m = cmdipc__palloc(sizeof(*m) + n);
     if (m == NULL)
         return NULL;
     memset(m, 0, sizeof(*m));
@@ -153,59 +155,66 @@ static int has_body(const cmdipc_msg_t *m) {
     return m->body.json != NULL || m->body.text != NULL;
 }
 
+/* Appends a string literal (its length known at compile time). */
+#define LIT(b, lit) cmdipc__buf_put((b), (lit), sizeof(lit) - 1)
+
 int cmdipc__msg_encode_buf(const cmdipc_msg_t *m, cmdipc__buf_t *b) {
     int rc = 0;
-    rc |= cmdipc__buf_puts(b, "{\"id\":");
+    /* One reservation for the envelope (payloads reserve their own). */
+    if (cmdipc__buf_reserve(b, 160 + (m->thid ? strlen(m->thid) : 0) +
+                                  (m->name ? strlen(m->name) : 0)))
+        return UV_ENOMEM;
+    rc |= LIT(b, "{\"id\":");
     rc |= cmdipc__buf_put_jstr(b, m->id);
-    rc |= cmdipc__buf_puts(b, ",\"type\":\"");
-    rc |= cmdipc__buf_puts(b, type_names[m->type]);
+    rc |= LIT(b, ",\"type\":\"");
+    rc |= cmdipc__buf_put(b, type_names[m->type], type_len[m->type]);
     rc |= cmdipc__buf_putc(b, '"');
     if (m->thid != NULL) {
-        rc |= cmdipc__buf_puts(b, ",\"thid\":");
+        rc |= LIT(b, ",\"thid\":");
         rc |= cmdipc__buf_put_jstr(b, m->thid);
     }
     switch (m->type) {
         case CMDIPC_MSG_REGISTER_REQUEST:
-            rc |= cmdipc__buf_puts(b, ",\"command\":{\"id\":");
+            rc |= LIT(b, ",\"command\":{\"id\":");
             rc |= cmdipc__buf_put_jstr(b, m->name);
             if (m->description != NULL) {
-                rc |= cmdipc__buf_puts(b, ",\"description\":");
+                rc |= LIT(b, ",\"description\":");
                 rc |= cmdipc__buf_put_jstr(b, m->description);
             }
             if (has_body(m)) {
-                rc |= cmdipc__buf_puts(b, ",\"schema\":");
+                rc |= LIT(b, ",\"schema\":");
                 rc |= put_body(b, m);
             }
             rc |= cmdipc__buf_putc(b, '}');
             break;
         case CMDIPC_MSG_REGISTER_RESPONSE:
-            rc |= cmdipc__buf_puts(b, m->status == 0
-                                          ? ",\"response\":{\"ok\":true}"
-                                          : ",\"response\":{\"ok\":false,\"error\":"
-                                            "\"duplicate_command\"}");
+            if (m->status == 0)
+                rc |= LIT(b, ",\"response\":{\"ok\":true}");
+            else
+                rc |= LIT(b, ",\"response\":{\"ok\":false,\"error\":\"duplicate_command\"}");
             break;
         case CMDIPC_MSG_LIST_REQUEST:
             break;
         case CMDIPC_MSG_LIST_RESPONSE:
-            rc |= cmdipc__buf_puts(b, ",\"commands\":");
+            rc |= LIT(b, ",\"commands\":");
             if (has_body(m))
                 rc |= put_body(b, m);
             else
-                rc |= cmdipc__buf_puts(b, "[]");
+                rc |= LIT(b, "[]");
             break;
         case CMDIPC_MSG_EXECUTE_REQUEST:
-            rc |= cmdipc__buf_puts(b, ",\"commandId\":");
+            rc |= LIT(b, ",\"commandId\":");
             rc |= cmdipc__buf_put_jstr(b, m->name);
             if (has_body(m)) {
-                rc |= cmdipc__buf_puts(b, ",\"request\":");
+                rc |= LIT(b, ",\"request\":");
                 rc |= put_body(b, m);
             }
             break;
         case CMDIPC_MSG_EXECUTE_RESPONSE:
             if (m->status == 0) {
-                rc |= cmdipc__buf_puts(b, ",\"response\":{\"ok\":true");
+                rc |= LIT(b, ",\"response\":{\"ok\":true");
                 if (has_body(m)) {
-                    rc |= cmdipc__buf_puts(b, ",\"result\":");
+                    rc |= LIT(b, ",\"result\":");
                     rc |= put_body(b, m);
                 }
                 rc |= cmdipc__buf_putc(b, '}');
@@ -213,18 +222,18 @@ int cmdipc__msg_encode_buf(const cmdipc_msg_t *m, cmdipc__buf_t *b) {
                 const char *code = cmdipc_err_wire_code(m->status);
                 if (code == NULL || m->status == CMDIPC_EDUPLICATE)
                     code = "internal_error";
-                rc |= cmdipc__buf_puts(b, ",\"response\":{\"ok\":false,\"error\":{\"code\":\"");
+                rc |= LIT(b, ",\"response\":{\"ok\":false,\"error\":{\"code\":\"");
                 rc |= cmdipc__buf_puts(b, code);
-                rc |= cmdipc__buf_puts(b, "\",\"message\":");
+                rc |= LIT(b, "\",\"message\":");
                 rc |= cmdipc__buf_put_jstr(b, m->message ? m->message : "");
-                rc |= cmdipc__buf_puts(b, "}}");
+                rc |= LIT(b, "}}");
             }
             break;
         case CMDIPC_MSG_EVENT:
-            rc |= cmdipc__buf_puts(b, ",\"eventId\":");
+            rc |= LIT(b, ",\"eventId\":");
             rc |= cmdipc__buf_put_jstr(b, m->name);
             if (has_body(m)) {
-                rc |= cmdipc__buf_puts(b, ",\"payload\":");
+                rc |= LIT(b, ",\"payload\":");
                 rc |= put_body(b, m);
             }
             break;
@@ -629,7 +638,7 @@ int cmdipc__msg_decode_jansson(const char *buf, size_t len, const cmdipc_limits_
             break;
     }
 
-    cmdipc_msg_t *m = malloc(sizeof(*m));
+    cmdipc_msg_t *m = cmdipc__palloc(sizeof(*m));
     if (m == NULL) {
         json_decref(body);
         json_decref(root);
@@ -683,6 +692,27 @@ static const char *put_str(const char *buf, const cmdipc__span_t *sp, char **are
 
 static size_t str_room(const cmdipc__span_t *sp) { return sp->present ? sp->len : 0; }
 
+/* The message type named by the "type" string span, or 0. */
+static int type_of(const char *buf, const cmdipc__span_t *sp) {
+    char tmp[32];
+    const char *p;
+    size_t n;
+    if (sp->type == 's') {
+        p = buf + sp->off + 1;
+        n = sp->len - 2;
+    } else { /* escaped: decode it first */
+        if (sp->len > sizeof(tmp))
+            return 0;
+        char *o = tmp;
+        p = put_str(buf, sp, &o);
+        n = strlen(p);
+    }
+    for (int i = CMDIPC_MSG_REGISTER_REQUEST; i <= CMDIPC_MSG_EVENT; i++)
+        if (type_len[i] == n && memcmp(p, type_names[i], n) == 0)
+            return i;
+    return 0;
+}
+
 int cmdipc_msg_decode(const char *buf, size_t len, const cmdipc_limits_t *lim,
                       cmdipc_msg_t **out, cmdipc_decode_error_t *err) {
     cmdipc_limits_t defaults;
@@ -692,8 +722,12 @@ int cmdipc_msg_decode(const char *buf, size_t len, const cmdipc_limits_t *lim,
     int status, t = 0;
 
     *out = NULL;
-    if (err != NULL)
-        memset(err, 0, sizeof(*err));
+    if (err != NULL) { /* the rest is filled on failure only */
+        err->status = 0;
+        err->position = 0;
+        err->text[0] = '\0';
+        err->execute_id[0] = '\0';
+    }
     if (lim == NULL) {
         cmdipc_limits_init(&defaults);
         lim = &defaults;
@@ -730,14 +764,7 @@ int cmdipc_msg_decode(const char *buf, size_t len, const cmdipc_limits_t *lim,
         what = "\"type\" missing or not a string";
         goto fail;
     }
-    char tname[32];
-    if (env.type.len <= sizeof(tname)) {
-        char *tp = tname;
-        put_str(buf, &env.type, &tp);
-        for (int i = CMDIPC_MSG_REGISTER_REQUEST; i <= CMDIPC_MSG_EVENT; i++)
-            if (strcmp(tname, type_names[i]) == 0)
-                t = i;
-    }
+    t = type_of(buf, &env.type);
     if (t == 0) {
         status = CMDIPC_EUNKNOWNTYPE;
         what = "unknown message type";
@@ -812,7 +839,7 @@ int cmdipc_msg_decode(const char *buf, size_t len, const cmdipc_limits_t *lim,
     size_t room = str_room(&env.id) + (name ? str_room(name) : 0) +
                   (thid ? str_room(thid) : 0) + (message ? str_room(message) : 1) +
                   (body ? body->len : 0) + 8;
-    cmdipc_msg_t *m = malloc(sizeof(*m) + room);
+    cmdipc_msg_t *m = cmdipc__palloc(sizeof(*m) + room);
     if (m == NULL) {
         set_err(err, UV_ENOMEM, 0, "out of memory");
         return UV_ENOMEM;

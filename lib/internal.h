@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "cmdipc.h"
 #include "testing.h"
@@ -58,6 +59,27 @@ static inline void cmdipc__queue_move(cmdipc__queue_t *from, cmdipc__queue_t *to
 }
 
 /* ---------------------------------------------------------------------------
+ * Small blocks from a per-thread cache (pool.c): for messages, calls and
+ * requests. A block from cmdipc__palloc() is freed with cmdipc__pfree(), on
+ * any thread. */
+
+void *cmdipc__palloc(size_t n);
+void cmdipc__pfree(void *p);
+
+/* The per-thread CSPRNG buffer message ids are drawn from (util.c). */
+#define CMDIPC__RND_SIZE  4096
+#define CMDIPC__RND_REKEY 256
+typedef struct cmdipc__rnd_s {
+    unsigned char buf[CMDIPC__RND_SIZE];
+    size_t pos;
+    unsigned char key[32];
+    uint64_t nonce;
+    unsigned refills;
+} cmdipc__rnd_t;
+/* This thread's, or NULL when it cannot be allocated. */
+cmdipc__rnd_t *cmdipc__thread_rnd(void);
+
+/* ---------------------------------------------------------------------------
  * Growable byte buffer. */
 
 typedef struct cmdipc__buf_s {
@@ -68,9 +90,30 @@ typedef struct cmdipc__buf_s {
 
 void cmdipc__buf_init(cmdipc__buf_t *b);
 void cmdipc__buf_free(cmdipc__buf_t *b);
-int cmdipc__buf_reserve(cmdipc__buf_t *b, size_t extra);
-int cmdipc__buf_put(cmdipc__buf_t *b, const void *p, size_t n);
-int cmdipc__buf_putc(cmdipc__buf_t *b, char c);
+/* The slow path of cmdipc__buf_reserve: reallocates. */
+int cmdipc__buf_grow(cmdipc__buf_t *b, size_t extra);
+
+/* Room for extra more bytes. 0 or UV_ENOMEM. */
+static inline int cmdipc__buf_reserve(cmdipc__buf_t *b, size_t extra) {
+    return CMDIPC__LIKELY(b->cap - b->len >= extra) ? 0 : cmdipc__buf_grow(b, extra);
+}
+
+static inline int cmdipc__buf_put(cmdipc__buf_t *b, const void *p, size_t n) {
+    if (cmdipc__buf_reserve(b, n))
+        return UV_ENOMEM;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+static inline int cmdipc__buf_putc(cmdipc__buf_t *b, char c) {
+    if (cmdipc__buf_reserve(b, 1))
+        return UV_ENOMEM;
+    b->data[b->len++] = c;
+    return 0;
+}
+
 int cmdipc__buf_puts(cmdipc__buf_t *b, const char *s);
 /* Appends s as a JSON string literal (quotes included). s must be valid
  * UTF-8 without NUL (everything the library holds is). */
@@ -98,6 +141,10 @@ typedef struct cmdipc__map_s {
 void cmdipc__map_init(cmdipc__map_t *m);
 void cmdipc__map_free(cmdipc__map_t *m); /* frees the bucket array only */
 uint64_t cmdipc__hash(const char *key, size_t len);
+/* SipHash with c compression and d finalisation rounds (1/3 for the maps). */
+uint64_t cmdipc__siphash(const unsigned char key[16], const char *in, size_t len, int c_rounds,
+                         int d_rounds);
+const unsigned char *cmdipc__hash_key(void);
 cmdipc__hnode_t *cmdipc__map_get(const cmdipc__map_t *m, const char *key);
 /* Inserts n (n->key set by the caller; no duplicate check). */
 int cmdipc__map_put(cmdipc__map_t *m, cmdipc__hnode_t *n);
@@ -136,6 +183,28 @@ static inline cmdipc__timer_t *cmdipc__heap_top(const cmdipc__heap_t *h) {
 }
 static inline int cmdipc__timer_queued(const cmdipc__timer_t *t) {
     return t->index != SIZE_MAX;
+}
+
+/* ---------------------------------------------------------------------------
+ * Eight bytes at a time (SWAR): the index of the first byte of the n at p
+ * that is '"', '\\', a control character (< 0x20) or not ASCII (>= 0x80), or
+ * n when there is none. The plain runs of JSON strings are skipped or copied
+ * this way. */
+
+static inline size_t cmdipc__plain_run(const unsigned char *p, size_t n) {
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+        uint64_t hit = ((q - ones) & ~q) | ((bs - ones) & ~bs) | (w - ones * 0x20) | w;
+        if ((hit & highs) != 0)
+            break;
+    }
+    while (i < n && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\')
+        i++;
+    return i;
 }
 
 /* ---------------------------------------------------------------------------
@@ -179,8 +248,8 @@ int cmdipc__json_prescan(const char *buf, size_t len, unsigned max_depth,
 /* Where a member's value sits in the line. type: 's' string, 'S' string with
  * escapes, 'n' number, 't' true, 'f' false, 'z' null, 'o' object, 'a' array. */
 typedef struct cmdipc__span_s {
-    size_t off;
-    size_t len;
+    uint32_t off; /* lines are at most 64 MiB */
+    uint32_t len;
     char type;
     uint8_t present;
 } cmdipc__span_t;
@@ -313,6 +382,7 @@ struct cmdipc_req_s {
     void *data;
     cmdipc_call_t *call; /* local handler call, if any */
     int done;            /* completion recorded */
+    int message_owned;   /* message was allocated (else static) */
     int status;
     json_t *result;
     char *message;
@@ -426,6 +496,7 @@ void cmdipc__busy_leave(cmdipc_registry_t *r);
 
 /* calls.c */
 int cmdipc__req_complete(cmdipc_req_t *req, int status, json_t *result, const char *message);
+void cmdipc__req_answer(cmdipc_req_t *req, int status, json_t *result, const char *message);
 void cmdipc__call_start(cmdipc_registry_t *r, cmdipc_channel_t *origin, cmdipc_msg_t *m,
                         cmdipc__cmd_t *cmd);
 void cmdipc__calls_orphan(cmdipc_registry_t *r, cmdipc__queue_t *calls);

@@ -868,8 +868,8 @@ static void inbound_response(cmdipc_channel_t *ch, cmdipc_msg_t *m) {
     }
     if (m->type == CMDIPC_MSG_EXECUTE_RESPONSE && kind == CMDIPC__T_EXEC) {
         cmdipc_req_t *req = cmdipc__container_of(o, cmdipc_req_t, out);
-        cmdipc__req_complete(req, m->status, m->status ? NULL : cmdipc_msg_payload(m),
-                             m->message);
+        cmdipc__req_answer(req, m->status, m->status ? NULL : cmdipc_msg_payload(m),
+                           m->message);
         cmdipc_msg_free(m);
         return;
     }

@@ -27,6 +27,8 @@ typedef struct key_s {
 typedef struct frame_s {
     uint8_t is_obj;
     uint8_t path;          /* which envelope object this is (PATH_*) */
+    uint8_t maybe_dup;     /* two keys share a fingerprint: compare at the end */
+    uint64_t seen;         /* key fingerprints (length and end bytes) */
     size_t nkeys;          /* keys of this object so far */
     size_t keys0;          /* index of its first key in the key stack */
     cmdipc__span_t *slot;  /* the member it is the value of, if recorded */
@@ -46,6 +48,7 @@ typedef struct scan_s {
     /* keys of the open objects (for duplicates) */
     key_t_ *keys;
     size_t nkeys, capkeys;
+    key_t_ keys_small[32]; /* most messages: no allocation */
     char **scratch_blocks; /* decoded keys with escapes */
     size_t nblocks;
     frame_t stack_small[16];
@@ -125,9 +128,8 @@ static int scan_string(scan_t *s, int *esc) {
     size_t i = s->i + 1, n = s->n;
     *esc = 0;
     for (;;) {
-        /* Fast path: plain ASCII. */
-        while (i < n && b[i] >= 0x20 && b[i] < 0x80 && b[i] != '"' && b[i] != '\\')
-            i++;
+        /* Fast path: plain ASCII, eight bytes at a time. */
+        i += cmdipc__plain_run(b + i, n - i);
         if (i >= n)
             return fail(s, CMDIPC_EBADJSON, i);
         unsigned c = b[i];
@@ -165,7 +167,7 @@ static int scan_string(scan_t *s, int *esc) {
                 i += 2;
                 continue;
             }
-            return fail(s, CMDIPC_EBADJSON, i);
+            return fail(s, e == '\0' ? CMDIPC_EJSONNUL : CMDIPC_EBADJSON, i + 1);
         }
         if (c == 0)
             return fail(s, CMDIPC_EJSONNUL, i);
@@ -305,6 +307,19 @@ static int scan_number(scan_t *s) {
     return bad ? fail(s, CMDIPC_EJSONRANGE, start) : 0;
 }
 
+/* The common case inline: a string of plain ASCII up to its quote. */
+static inline int scan_str(scan_t *s, int *esc) {
+    const unsigned char *b = (const unsigned char *)s->b + s->i + 1;
+    size_t avail = s->n - s->i - 1;
+    size_t run = cmdipc__plain_run(b, avail);
+    if (CMDIPC__LIKELY(run < avail && b[run] == '"')) {
+        s->i += run + 2;
+        *esc = 0;
+        return 0;
+    }
+    return scan_string(s, esc);
+}
+
 static int scan_literal(scan_t *s, const char *lit, size_t len) {
     if (s->n - s->i < len || memcmp(s->b + s->i, lit, len) != 0)
         return fail(s, CMDIPC_EBADJSON, s->i);
@@ -318,10 +333,13 @@ static int scan_literal(scan_t *s, const char *lit, size_t len) {
 
 static int push_key(scan_t *s, size_t at, size_t end, int esc) {
     if (s->nkeys == s->capkeys) {
-        size_t cap = s->capkeys ? s->capkeys * 2 : 64;
-        key_t_ *k = realloc(s->keys, cap * sizeof(*k));
+        size_t cap = s->capkeys * 2;
+        key_t_ *k = s->keys == s->keys_small ? malloc(cap * sizeof(*k))
+                                             : realloc(s->keys, cap * sizeof(*k));
         if (k == NULL)
             return fail(s, UV_ENOMEM, at);
+        if (s->keys == s->keys_small)
+            memcpy(k, s->keys_small, sizeof(s->keys_small));
         s->keys = k;
         s->capkeys = cap;
     }
@@ -358,6 +376,10 @@ static int key_cmp(const void *a, const void *b) {
 static int check_dups(scan_t *s, frame_t *f) {
     key_t_ *k = s->keys + f->keys0;
     size_t n = f->nkeys;
+    if (!f->maybe_dup) { /* all fingerprints distinct: all keys distinct */
+        s->nkeys = f->keys0;
+        return 0;
+    }
     if (n <= 16) {
         for (size_t a = 1; a < n; a++)
             for (size_t c = 0; c < a; c++)
@@ -423,28 +445,30 @@ static cmdipc__span_t *member_slot(cmdipc__env_t *env, int path, const char *k, 
 int cmdipc__scan(const char *buf, size_t len, const cmdipc_limits_t *lim, cmdipc__env_t *env,
                  size_t *errpos) {
     scan_t s;
-    memset(&s, 0, sizeof(s));
+    /* Field by field: the inline arrays need no clearing. */
+    s.i = 0;
+    s.status = 0;
+    s.errpos = 0;
+    s.containers = 0;
+    s.nkeys = 0;
+    s.scratch_blocks = NULL;
+    s.nblocks = 0;
     memset(env, 0, sizeof(*env));
     s.b = buf;
     s.n = len;
     s.lim = lim;
     s.env = env;
+    s.keys = s.keys_small;
+    s.capkeys = sizeof(s.keys_small) / sizeof(s.keys_small[0]);
     size_t max_depth = lim->max_depth > 512 ? 512 : lim->max_depth;
-    s.stack = max_depth <= 16 ? s.stack_small : malloc(max_depth * sizeof(frame_t));
-    if (s.stack == NULL)
-        return UV_ENOMEM;
+    s.stack = s.stack_small; /* grown past 16 levels only */
     size_t depth = 0;
     cmdipc__span_t *slot = NULL; /* where the value about to be scanned is recorded */
     int path_next = PATH_TOP;    /* the envelope path of an object opened as that value */
     char c;
 
-    /* A raw NUL anywhere is reported as such, before any syntax error (as
-     * the pre-scan does ahead of jansson). */
-    const char *nul = memchr(buf, 0, len);
-    if (nul != NULL) {
-        fail(&s, CMDIPC_EJSONNUL, (size_t)(nul - buf));
-        goto done;
-    }
+    /* A raw NUL is reported as CMDIPC_EJSONNUL where the scan meets it: in
+     * a string, or where a token was expected. */
     skip_ws(&s);
     if (s.i >= s.n || (s.b[s.i] != '{' && s.b[s.i] != '[')) {
         fail(&s, s.i < s.n && s.b[s.i] == '\0' ? CMDIPC_EJSONNUL : CMDIPC_EBADJSON, s.i);
@@ -459,7 +483,7 @@ value:
     }
     c = s.b[s.i];
     if (slot != NULL) {
-        slot->off = s.i;
+        slot->off = (uint32_t)s.i;
         slot->present = 1;
     }
     if (c == '{' || c == '[') {
@@ -471,12 +495,24 @@ value:
             fail(&s, CMDIPC_EJSONSIZE, s.i);
             goto done;
         }
+        if (depth == sizeof(s.stack_small) / sizeof(s.stack_small[0]) &&
+            s.stack == s.stack_small) {
+            frame_t *big = malloc(max_depth * sizeof(frame_t));
+            if (big == NULL) {
+                fail(&s, UV_ENOMEM, s.i);
+                goto done;
+            }
+            memcpy(big, s.stack_small, sizeof(s.stack_small));
+            s.stack = big;
+        }
         frame_t *f = &s.stack[depth++];
         f->is_obj = c == '{';
         f->path = (uint8_t)(f->is_obj ? path_next : PATH_NONE);
         f->nkeys = 0;
         f->keys0 = s.nkeys;
         f->slot = slot;
+        f->seen = 0;
+        f->maybe_dup = 0;
         if (slot != NULL)
             slot->type = f->is_obj ? 'o' : 'a';
         s.i++;
@@ -493,7 +529,7 @@ value:
         char type;
         int rc, esc;
         if (c == '"') {
-            rc = scan_string(&s, &esc);
+            rc = scan_str(&s, &esc);
             type = esc ? 'S' : 's';
         } else if (c == '-' || (c >= '0' && c <= '9')) {
             rc = scan_number(&s);
@@ -515,7 +551,7 @@ value:
             goto done;
         if (slot != NULL) {
             slot->type = type;
-            slot->len = s.i - slot->off;
+            slot->len = (uint32_t)(s.i - slot->off);
         }
     }
 
@@ -551,7 +587,7 @@ close : {
     if (f->is_obj && check_dups(&s, f) != 0)
         goto done;
     if (f->slot != NULL)
-        f->slot->len = s.i - f->slot->off;
+        f->slot->len = (uint32_t)(s.i - f->slot->off);
     depth--;
     goto after;
 }
@@ -565,9 +601,22 @@ key : {
     }
     size_t kstart = s.i;
     int esc;
-    if (scan_string(&s, &esc) != 0 || push_key(&s, kstart, s.i, esc) != 0)
+    if (scan_str(&s, &esc) != 0 || push_key(&s, kstart, s.i, esc) != 0)
         goto done;
     f->nkeys++;
+    {
+        /* A fingerprint of the key: keys that differ in length or in their
+         * first or last byte cannot be equal, so most objects need no
+         * comparison at all. */
+        const key_t_ *k = &s.keys[s.nkeys - 1];
+        unsigned fp = k->n ? (unsigned)(k->n * 7 + (unsigned char)k->p[0] * 3 +
+                                         (unsigned char)k->p[k->n - 1]) & 63
+                           : 0;
+        uint64_t bit = (uint64_t)1 << fp;
+        if (f->seen & bit)
+            f->maybe_dup = 1;
+        f->seen |= bit;
+    }
     skip_ws(&s);
     if (s.i >= s.n || s.b[s.i] != ':') {
         fail(&s, s.i < s.n && s.b[s.i] == '\0' ? CMDIPC_EJSONNUL : CMDIPC_EBADJSON, s.i);
@@ -589,7 +638,8 @@ done:
     for (size_t k = 0; k < s.nblocks; k++)
         free(s.scratch_blocks[k]);
     free(s.scratch_blocks);
-    free(s.keys);
+    if (s.keys != s.keys_small)
+        free(s.keys);
     if (s.stack != s.stack_small)
         free(s.stack);
     if (errpos != NULL)

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "harness.h"
 #include "internal.h"
 
@@ -660,6 +662,27 @@ TEST(json_prescan_nul_after_backslash) {
     ASSERT_UEQ(pos, 8);
 }
 
+TEST(siphash_matches_libsodium_with_2_4_rounds) {
+    /* The map hash is SipHash-1-3; the same code with 2 and 4 rounds must be
+     * libsodium's SipHash-2-4 on every length. */
+    unsigned char key[crypto_shorthash_KEYBYTES], out[crypto_shorthash_BYTES];
+    char msg[64];
+    ASSERT_OK(cmdipc__global_init());
+    for (size_t i = 0; i < sizeof(key); i++)
+        key[i] = (unsigned char)(i * 7 + 1);
+    for (size_t i = 0; i < sizeof(msg); i++)
+        msg[i] = (char)(i * 13 + 5);
+    for (size_t len = 0; len <= sizeof(msg); len++) {
+        crypto_shorthash(out, (const unsigned char *)msg, len, key);
+        uint64_t want;
+        memcpy(&want, out, sizeof(want));
+        ASSERT_UEQ(cmdipc__siphash(key, msg, len, 2, 4), want);
+    }
+    /* And the map's variant is keyed: the same id hashes alike, others not. */
+    ASSERT_UEQ(cmdipc__hash("abc", 3), cmdipc__hash("abc", 3));
+    ASSERT(cmdipc__hash("abc", 3) != cmdipc__hash("abd", 3));
+}
+
 TEST_LIST_BEGIN
 TEST_ENTRY(map_insert_get_delete_100k)
 TEST_ENTRY(map_growth_keeps_load_factor_and_entries)
@@ -674,4 +697,5 @@ TEST_ENTRY(buf_put_jstr_every_byte_parses_back)
 TEST_ENTRY(buf_basics)
 TEST_ENTRY(json_prescan_positions)
 TEST_ENTRY(json_prescan_nul_after_backslash)
+TEST_ENTRY(siphash_matches_libsodium_with_2_4_rounds)
 TEST_LIST_END

@@ -16,12 +16,16 @@
  * without progress, or a queue above the soft limit, for write_stall_ms cuts
  * the peer off too.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "transport_int.h"
 
-#define READ_CHUNK  (64 * 1024)
+#define READ_CHUNK  (64 * 1024) /* the most a read adds beyond the line limit */
+#define READ_MIN    (16 * 1024) /* free room asked for each read */
+#define KEEP_BUFFER (16 * 1024) /* an idle connection keeps buffers this large */
 #define FLUSH_MSGS  8
 #define FLUSH_BYTES (16 * 1024)
 
@@ -30,6 +34,17 @@ enum { C_OPEN = 0, C_DRAINING, C_CLOSING };
 static uint64_t bytes_moved;
 
 uint64_t cmdipc__stream_bytes_moved(void) { return bytes_moved; }
+
+/* After a burst, an empty buffer larger than an idle connection needs goes
+ * back to the allocator. */
+static void trim_buffer(char **p, size_t *cap, size_t used) {
+    if (used == 0 && *cap > KEEP_BUFFER) {
+        free(*p);
+        *p = NULL;
+        *cap = 0;
+    }
+}
+
 
 void cmdipc__stream_limits_default(cmdipc__stream_limits_t *l) {
     cmdipc_limits_init(&l->limits);
@@ -147,17 +162,33 @@ static size_t queued_bytes(const cmdipc__conn_t *c) {
 
 static void arm_timer(cmdipc__conn_t *c);
 
+/* A write failed. If the peer merely stopped reading (EPIPE, ECONNRESET)
+ * while we still read, what it sent before is still in our socket buffer:
+ * stop writing and keep reading until its end, so nothing it sent is lost. */
+static void write_failed(cmdipc__conn_t *c, int status) {
+    if (c->state == C_OPEN && c->reading && (status == UV_EPIPE || status == UV_ECONNRESET)) {
+        c->write_failed = status;
+        c->pending.len = 0;
+        c->pending_msgs = 0;
+        uv_check_stop(&c->check);
+        uv_prepare_stop(&c->prepare);
+        return;
+    }
+    conn_fail(c, status, NULL);
+}
+
 static void write_cb(uv_write_t *req, int status) {
     cmdipc__conn_t *c = req->data;
     c->writing = 0;
     c->inflight.len = 0;
     if (status < 0) {
         if (c->state != C_CLOSING)
-            conn_fail(c, status, NULL);
+            write_failed(c, status);
         return;
     }
     if (c->state == C_CLOSING)
         return;
+    trim_buffer(&c->inflight.data, &c->inflight.cap, 0);
     if (c->pending.len > 0)
         flush(c);
     if (!c->writing) {
@@ -168,24 +199,45 @@ static void write_cb(uv_write_t *req, int status) {
     }
 }
 
+/* write(2) on the stream's descriptor: what uv_try_write does, minus its
+ * bookkeeping, valid only while libuv has no write queued on the stream
+ * (c->writing is 0). Returns the bytes written, UV_EAGAIN, an error, or
+ * UV_ENOTSUP for a handle without a descriptor. */
+static int direct_write(cmdipc__conn_t *c, const char *p, size_t n) {
+    if (c->wfd < 0)
+        return UV_ENOTSUP;
+    ssize_t w;
+    do
+        w = write(c->wfd, p, n);
+    while (w < 0 && errno == EINTR);
+    if (w >= 0)
+        return (int)w;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return UV_EAGAIN;
+    return uv_translate_sys_error(errno);
+}
+
 /* Sends what is pending: straight into the socket when it takes it all
  * (uv_try_write: no request, no callback), else through uv_write, with the
  * next batch filling up meanwhile. */
 static void flush(cmdipc__conn_t *c) {
-    if (c->writing || c->pending.len == 0 || c->state == C_CLOSING)
+    if (c->writing || c->pending.len == 0 || c->state == C_CLOSING || c->write_failed)
         return;
     uv_check_stop(&c->check);
     uv_prepare_stop(&c->prepare);
     c->pending_msgs = 0;
     uv_buf_t b = uv_buf_init(c->pending.data, (unsigned)c->pending.len);
-    int n = uv_try_write(c->ws, &b, 1);
+    int n = direct_write(c, c->pending.data, c->pending.len);
+    if (n == UV_ENOTSUP)
+        n = uv_try_write(c->ws, &b, 1);
     if (n == (int)c->pending.len) {
         c->pending.len = 0;
         c->soft_since = 0;
+        trim_buffer(&c->pending.data, &c->pending.cap, 0);
         return;
     }
     if (n < 0 && n != UV_EAGAIN) {
-        conn_fail(c, n, NULL);
+        write_failed(c, n);
         return;
     }
     if (n > 0) {
@@ -248,7 +300,7 @@ static void arm_timer(cmdipc__conn_t *c) {
 }
 
 static int conn_send(cmdipc__conn_t *c, cmdipc_msg_t *m) {
-    if (c->state != C_OPEN) {
+    if (c->state != C_OPEN || c->write_failed) {
         cmdipc_msg_free(m);
         return CMDIPC_ECLOSED;
     }
@@ -271,7 +323,7 @@ static int conn_send(cmdipc__conn_t *c, cmdipc_msg_t *m) {
          * on it while we go on (a pipeline, not lockstep). */
         if (++c->pending_msgs >= FLUSH_MSGS || c->pending.len >= FLUSH_BYTES) {
             flush(c);
-        } else if (before == 0) {
+        } else if (before == 0 && !c->delivering) {
             uv_check_start(&c->check, check_cb);
             uv_prepare_start(&c->prepare, prepare_cb);
         }
@@ -292,6 +344,9 @@ static int conn_send(cmdipc__conn_t *c, cmdipc_msg_t *m) {
 
 static void deliver_lines(cmdipc__conn_t *c) {
     size_t max_line = c->lim.limits.max_line;
+    /* Replies produced while this batch is delivered are flushed at its end
+     * (or every 8), without scheduling an end-of-iteration flush. */
+    c->delivering = 1;
     while (c->state == C_OPEN && !c->paused) {
         char *nl = memchr(c->rbuf + c->rscan, '\n', c->rend - c->rscan);
         if (nl == NULL) {
@@ -302,6 +357,7 @@ static void deliver_lines(cmdipc__conn_t *c) {
         size_t len = (size_t)(nl - (c->rbuf + at)) + 1;
         c->rstart = c->rscan = at + len;
         if (len > max_line) {
+            c->delivering = 0;
             conn_fail(c, CMDIPC_ELINETOOLONG, "line longer than the limit");
             return;
         }
@@ -309,6 +365,9 @@ static void deliver_lines(cmdipc__conn_t *c) {
             continue; /* blank line */
         cmdipc_channel_deliver_line(c->link->ch, c->rbuf + at, len);
     }
+    c->delivering = 0;
+    if (c->pending.len > 0 && !c->writing && c->state != C_CLOSING)
+        flush(c);
     if (c->rstart == c->rend) {
         c->rstart = c->rend = c->rscan = 0;
     } else if (c->rend - c->rstart >= max_line && c->state == C_OPEN) {
@@ -321,7 +380,7 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     (void)suggested;
     cmdipc__conn_t *c = h->data;
     size_t cap_max = c->lim.limits.max_line + READ_CHUNK;
-    if (c->rcap - c->rend < READ_CHUNK && c->rstart > 0) {
+    if (c->rcap - c->rend < READ_MIN && c->rstart > 0) {
         /* Make room: move the partial line to the front. */
         size_t n = c->rend - c->rstart;
         memmove(c->rbuf, c->rbuf + c->rstart, n);
@@ -330,10 +389,10 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
         c->rend = n;
         c->rstart = 0;
     }
-    if (c->rcap - c->rend < READ_CHUNK && c->rcap < cap_max) {
-        size_t cap = c->rcap ? c->rcap * 2 : READ_CHUNK;
-        if (cap < c->rend + READ_CHUNK)
-            cap = c->rend + READ_CHUNK;
+    if (c->rcap - c->rend < READ_MIN && c->rcap < cap_max) {
+        size_t cap = c->rcap ? c->rcap * 2 : READ_MIN;
+        if (cap < c->rend + READ_MIN)
+            cap = c->rend + READ_MIN;
         if (cap > cap_max)
             cap = cap_max;
         char *p = realloc(c->rbuf, cap);
@@ -387,6 +446,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     }
     c->rend += (size_t)nread;
     deliver_lines(c);
+    if (c->rend == 0)
+        trim_buffer(&c->rbuf, &c->rcap, 0);
 }
 
 static void idle_cb(uv_idle_t *h) {
@@ -438,6 +499,7 @@ cmdipc__conn_t *cmdipc__conn_new(cmdipc__link_t *link, uv_loop_t *loop) {
     uv_timer_init(loop, &c->timer);
     c->check.data = c->prepare.data = c->idle.data = c->timer.data = c;
     c->open_handles = 4;
+    c->wfd = -1;
     return c;
 }
 
@@ -455,6 +517,10 @@ void cmdipc__conn_handles_ready(cmdipc__conn_t *c) {
 }
 
 int cmdipc__conn_start(cmdipc__conn_t *c) {
+    uv_os_fd_t fd;
+    /* Sockets and pipes are non-blocking in libuv; a TTY's descriptor may be
+     * shared with a terminal: leave it to libuv. */
+    c->wfd = (c->ws->type != UV_TTY && uv_fileno((uv_handle_t *)c->ws, &fd) == 0) ? fd : -1;
     int rc = uv_read_start(c->rs, alloc_cb, read_cb);
     if (rc == 0)
         c->reading = 1;

@@ -84,6 +84,9 @@ struct cmdipc__conn_s {
     int writing;
     int reading;
     int eof;
+    int write_failed; /* the peer stopped reading: we only read now */
+    int delivering;   /* inside deliver_lines: it flushes at its end */
+    int wfd;          /* the write side's descriptor for direct writes, or -1 */
     unsigned pending_msgs; /* messages in pending since the last flush */
     unsigned open_handles;
     int status;

