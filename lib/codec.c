@@ -109,6 +109,7 @@ cmdipc_msg_t *cmdipc__msg_new(cmdipc_msg_type_t type, const char *id, const char
 }
 
 void cmdipc__msg_set_json(cmdipc_msg_t *m, json_t *v) {
+    m->raw = NULL; /* the payload changes: the line no longer says it */
     json_decref(m->body.json);
     if (m->body.text_owned)
         free(m->body.text);
@@ -160,6 +161,16 @@ static int has_body(const cmdipc_msg_t *m) {
 
 int cmdipc__msg_encode_buf(const cmdipc_msg_t *m, cmdipc__buf_t *b) {
     int rc = 0;
+    if (m->raw != NULL) {
+        if (m->id == m->raw_id) /* forwarded as it came */
+            return cmdipc__buf_put(b, m->raw, m->raw_len);
+        /* The same line with a new id. */
+        rc |= cmdipc__buf_put(b, m->raw, m->raw_id_off);
+        rc |= cmdipc__buf_put_jstr(b, m->id);
+        rc |= cmdipc__buf_put(b, m->raw + m->raw_id_off + m->raw_id_len,
+                              m->raw_len - m->raw_id_off - m->raw_id_len);
+        return rc ? UV_ENOMEM : 0;
+    }
     /* One reservation for the envelope (payloads reserve their own). */
     if (cmdipc__buf_reserve(b, 160 + (m->thid ? strlen(m->thid) : 0) +
                                   (m->name ? strlen(m->name) : 0)))
@@ -833,12 +844,31 @@ int cmdipc_msg_decode(const char *buf, size_t len, const cmdipc_limits_t *lim,
         default: /* list request */
             break;
     }
+    /* Only the members spec-v1 defines, none null, every error code one we
+     * would emit as it is: the line itself can be re-sent. */
+    int clean = body == NULL || !body->present || body->type != 'z';
+    switch (t) {
+        case CMDIPC_MSG_EXECUTE_REQUEST:
+        case CMDIPC_MSG_EVENT:
+            clean = clean && env.n_top == 3u + (body->present ? 1u : 0u);
+            break;
+        case CMDIPC_MSG_EXECUTE_RESPONSE:
+            clean = clean && env.n_top == 4;
+            if (env.ok.type == 't')
+                clean = clean && env.n_response == 1u + (body->present ? 1u : 0u);
+            else
+                clean = clean && env.n_response == 2 && env.n_error == 2 && message != NULL &&
+                        msg_status != CMDIPC_EINTERNAL;
+            break;
+        default: /* list request */
+            clean = env.n_top == 2;
+            break;
+    }
     if (body != NULL && (!body->present || body->type == 'z'))
         body = NULL; /* absent or null: absent */
 
     size_t room = str_room(&env.id) + (name ? str_room(name) : 0) +
-                  (thid ? str_room(thid) : 0) + (message ? str_room(message) : 1) +
-                  (body ? body->len : 0) + 8;
+                  (thid ? str_room(thid) : 0) + (message ? str_room(message) : 1) + len + 8;
     cmdipc_msg_t *m = cmdipc__palloc(sizeof(*m) + room);
     if (m == NULL) {
         set_err(err, UV_ENOMEM, 0, "out of memory");
@@ -861,10 +891,21 @@ int cmdipc_msg_decode(const char *buf, size_t len, const cmdipc_limits_t *lim,
             m->message = arena++;
         }
     }
+    /* The line itself: the payload is a span of it, and a clean line is
+     * re-sent as it is. */
+    memcpy(arena, buf, len);
     if (body != NULL) {
-        memcpy(arena, buf + body->off, body->len);
-        m->body.text = arena;
+        m->body.text = arena + body->off;
         m->body.len = body->len;
+    }
+    /* A line broken over several (pretty-printed input given to
+     * cmdipc_msg_decode) cannot be re-sent as one NDJSON line. */
+    if (clean && !env.multiline) {
+        m->raw = arena;
+        m->raw_len = (uint32_t)len;
+        m->raw_id = m->id;
+        m->raw_id_off = env.id.off;
+        m->raw_id_len = env.id.len;
     }
     *out = m;
     return 0;

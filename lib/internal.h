@@ -148,6 +148,9 @@ const unsigned char *cmdipc__hash_key(void);
 cmdipc__hnode_t *cmdipc__map_get(const cmdipc__map_t *m, const char *key);
 /* Inserts n (n->key set by the caller; no duplicate check). */
 int cmdipc__map_put(cmdipc__map_t *m, cmdipc__hnode_t *n);
+/* The same with the key's hash (cmdipc__hash) already computed. */
+cmdipc__hnode_t *cmdipc__map_get_h(const cmdipc__map_t *m, const char *key, uint64_t h);
+int cmdipc__map_put_h(cmdipc__map_t *m, cmdipc__hnode_t *n, uint64_t h);
 void cmdipc__map_del(cmdipc__map_t *m, cmdipc__hnode_t *n);
 
 /* Iteration that tolerates deleting the current node. */
@@ -258,6 +261,11 @@ typedef struct cmdipc__env_s {
     cmdipc__span_t id, type, thid, command_id, event_id, request, payload, response;
     cmdipc__span_t ok, result, error; /* inside response */
     cmdipc__span_t code, message;     /* inside response.error */
+    /* Members of the top object, of response and of response.error: with
+     * the spans above they tell whether a line holds nothing but spec-v1
+     * members (then it can be forwarded as it is). */
+    uint32_t n_top, n_response, n_error;
+    uint8_t multiline; /* a line break between tokens */
 } cmdipc__env_t;
 
 /* Validates len bytes of JSON exactly as the pre-scan plus jansson
@@ -291,6 +299,12 @@ struct cmdipc_msg_s {
     const char *description; /* register request */
     json_t *root;            /* the decoded object the strings above point into */
     cmdipc__payload_t body;  /* request / result / payload / schema / commands */
+    /* A received line holding only spec-v1 members, kept to be re-sent byte
+     * for byte (forwarding): with a new id, the id is spliced in. */
+    const char *raw;
+    const char *raw_id; /* the id decoded from it: m->id unless changed */
+    uint32_t raw_len;
+    uint32_t raw_id_off, raw_id_len; /* the id's span (quotes included) */
     char idbuf[CMDIPC__UUID_LEN + 1];
     char strings[]; /* strings of messages built locally */
 };

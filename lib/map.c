@@ -18,15 +18,19 @@ void cmdipc__map_free(cmdipc__map_t *m) {
     cmdipc__map_init(m);
 }
 
-cmdipc__hnode_t *cmdipc__map_get(const cmdipc__map_t *m, const char *key) {
+cmdipc__hnode_t *cmdipc__map_get_h(const cmdipc__map_t *m, const char *key, uint64_t h) {
     if (m->count == 0)
         return NULL;
-    size_t len = strlen(key);
-    uint64_t h = cmdipc__hash(key, len);
     for (cmdipc__hnode_t *n = m->buckets[h & m->mask]; n != NULL; n = n->next)
         if (n->hash == h && strcmp(n->key, key) == 0)
             return n;
     return NULL;
+}
+
+cmdipc__hnode_t *cmdipc__map_get(const cmdipc__map_t *m, const char *key) {
+    if (m->count == 0)
+        return NULL;
+    return cmdipc__map_get_h(m, key, cmdipc__hash(key, strlen(key)));
 }
 
 static int map_grow(cmdipc__map_t *m) {
@@ -52,10 +56,14 @@ static int map_grow(cmdipc__map_t *m) {
 }
 
 int cmdipc__map_put(cmdipc__map_t *m, cmdipc__hnode_t *n) {
+    return cmdipc__map_put_h(m, n, cmdipc__hash(n->key, strlen(n->key)));
+}
+
+int cmdipc__map_put_h(cmdipc__map_t *m, cmdipc__hnode_t *n, uint64_t h) {
     if ((m->buckets == NULL || m->count > m->mask) && map_grow(m) != 0 &&
         m->buckets == NULL)
         return UV_ENOMEM; /* a failed grow of a non-empty map just stays denser */
-    n->hash = cmdipc__hash(n->key, strlen(n->key));
+    n->hash = h;
     cmdipc__hnode_t **slot = &m->buckets[n->hash & m->mask];
     n->next = *slot;
     *slot = n;

@@ -757,7 +757,7 @@ static void route_free(cmdipc_registry_t *r, cmdipc__route_t *rt) {
         cmdipc__map_del(&rt->out.target->out, &rt->out.node);
     cmdipc__deadline_cancel(r, &rt->out.timer);
     cmdipc__queue_remove(&rt->from_link);
-    free(rt);
+    cmdipc__pfree(rt);
 }
 
 void cmdipc__route_expired(cmdipc_registry_t *r, cmdipc__route_t *rt) {
@@ -770,7 +770,9 @@ void cmdipc__route_expired(cmdipc_registry_t *r, cmdipc__route_t *rt) {
 /* Forwards execute request m from origin to target, keeping its id. */
 static void forward(cmdipc_registry_t *r, cmdipc_channel_t *origin, cmdipc_channel_t *target,
                     cmdipc_msg_t *m) {
-    if (cmdipc__map_get(&target->out, m->id) != NULL) {
+    size_t idlen = strlen(m->id);
+    uint64_t h = cmdipc__hash(m->id, idlen); /* once, for the check and the insert */
+    if (cmdipc__map_get_h(&target->out, m->id, h) != NULL) {
         cmdipc__reply_error(origin, m->id, CMDIPC_EINTERNAL, "request id already in flight");
         cmdipc_msg_free(m);
         return;
@@ -781,8 +783,7 @@ static void forward(cmdipc_registry_t *r, cmdipc_channel_t *origin, cmdipc_chann
         cmdipc_msg_free(m);
         return;
     }
-    size_t idlen = strlen(m->id);
-    cmdipc__route_t *rt = malloc(sizeof(*rt) + idlen + 1);
+    cmdipc__route_t *rt = cmdipc__palloc(sizeof(*rt) + idlen + 1);
     if (rt == NULL) {
         cmdipc__reply_error(origin, m->id, CMDIPC_EINTERNAL, "out of memory");
         cmdipc_msg_free(m);
@@ -794,7 +795,7 @@ static void forward(cmdipc_registry_t *r, cmdipc_channel_t *origin, cmdipc_chann
     rt->out.timer.index = SIZE_MAX;
     rt->out.timer.kind = CMDIPC__T_ROUTE;
     rt->out.node.key = rt->id;
-    cmdipc__map_put(&target->out, &rt->out.node);
+    cmdipc__map_put_h(&target->out, &rt->out.node, h);
     cmdipc__queue_insert_tail(&origin->from, &rt->from_link);
     cmdipc__in_flight_inc(origin);
     int rc = cmdipc__send(target, m);

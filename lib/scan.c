@@ -66,8 +66,11 @@ static int fail(scan_t *s, int status, size_t at) {
 static inline int is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 static inline void skip_ws(scan_t *s) {
-    while (s->i < s->n && is_ws(s->b[s->i]))
+    while (s->i < s->n && is_ws(s->b[s->i])) {
+        if (s->b[s->i] == '\n' || s->b[s->i] == '\r')
+            s->env->multiline = 1;
         s->i++;
+    }
 }
 
 static int hexval(char c) {
@@ -586,6 +589,12 @@ close : {
     s.i++;
     if (f->is_obj && check_dups(&s, f) != 0)
         goto done;
+    if (f->path == PATH_TOP)
+        env->n_top = (uint32_t)f->nkeys;
+    else if (f->path == PATH_RESPONSE)
+        env->n_response = (uint32_t)f->nkeys;
+    else if (f->path == PATH_ERROR)
+        env->n_error = (uint32_t)f->nkeys;
     if (f->slot != NULL)
         f->slot->len = (uint32_t)(s.i - f->slot->off);
     depth--;

@@ -48,9 +48,22 @@ run() { # mode count
 }
 
 half=$((n / 2))
-for mode in cmdipc floor; do
+for mode in cmdipc hub floor; do
     run "$mode" "$n"
     run "$mode" "$half"
 done
 python3 "$here/callgrind_split.py" "$tmp/cmdipc.$n.out" "$tmp/cmdipc.$half.out" \
     "$tmp/floor.$n.out" "$tmp/floor.$half.out" "$n"
+# The same round trip through a hub (three registries in one process): the
+# difference is what the hub does per forwarded round trip.
+total() { python3 - "$1" <<'PY'
+import sys
+for line in open(sys.argv[1]):
+    if line.startswith("summary:"):
+        print(line.split()[1])
+PY
+}
+hub_rt=$(( ($(total "$tmp/hub.$n.out") - $(total "$tmp/hub.$half.out")) / half ))
+direct_rt=$(( ($(total "$tmp/cmdipc.$n.out") - $(total "$tmp/cmdipc.$half.out")) / half ))
+printf '%-34s %10d instructions/rt  (client -> hub -> server; the hub itself: %d)\n' \
+    "callgrind/unix_hub/cmdipc" "$hub_rt" "$((hub_rt - direct_rt))"

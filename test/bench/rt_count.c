@@ -5,6 +5,9 @@
  * writes the same on every run, so the count repeats).
  *
  *   rt_count cmdipc N   two registries: math.add {"a":1,"b":2} -> 3
+ *   rt_count hub N      the same through a hub: client -> hub -> server, three
+ *                       registries, two Unix sockets (the difference from
+ *                       cmdipc is what a hub costs per forwarded round trip)
  *   rt_count floor N    the naive JSON floor, same bytes on the wire: raw
  *                       libuv, jansson parses every line (json_loadb) and
  *                       builds and dumps every message (json_pack +
@@ -35,7 +38,7 @@ static void die(const char *what, int rc) {
 /* ===========================================================================
  * cmdipc. */
 
-static cmdipc_registry_t *client, *server;
+static cmdipc_registry_t *client, *server, *hub;
 static json_t *request;
 
 static void add_fn(cmdipc_call_t *call, json_t *req, void *data) {
@@ -61,6 +64,8 @@ static void answered(cmdipc_req_t *req, int status, json_t *result, const char *
     } else {
         cmdipc_registry_close(client, NULL, NULL);
         cmdipc_registry_close(server, NULL, NULL);
+        if (hub != NULL)
+            cmdipc_registry_close(hub, NULL, NULL);
     }
 }
 
@@ -78,30 +83,60 @@ static void client_channel(cmdipc_registry_t *r, cmdipc_channel_t *ch,
         issue();
 }
 
-static void run_cmdipc(uv_loop_t *loop) {
-    char url[200];
-    cmdipc_registry_opts_t o;
-    cmdipc_registry_opts_init(&o);
-    o.id = "server";
-    if (cmdipc_registry_new(loop, &o, &server) != 0)
-        die("registry", 0);
+static void server_channel(cmdipc_registry_t *r, cmdipc_channel_t *ch,
+                           cmdipc_channel_event_t ev, int status, void *data) {
+    (void)ch, (void)status, (void)data;
     cmdipc_command_def_t def = {CMDIPC_COMMAND_DEF_VERSION, "math.add", NULL, NULL};
-    if (cmdipc_registry_register(server, &def, add_fn, NULL, NULL, NULL) != 0)
+    if (ev == CMDIPC_CHANNEL_UP && cmdipc_registry_register(r, &def, add_fn, NULL, NULL, NULL))
         die("register", 0);
-    snprintf(url, sizeof(url), "unix://%s", unix_path);
-    int rc = cmdipc_listen(server, url, NULL, NULL);
-    if (rc != 0)
-        die("listen", rc);
-    o.id = "client";
-    o.router_channel = "server";
-    if (cmdipc_registry_new(loop, &o, &client) != 0)
-        die("registry", 0);
-    cmdipc_registry_set_channel_cb(client, client_channel, NULL);
+}
+
+static void run_cmdipc(uv_loop_t *loop, int with_hub) {
+    char url[200];
+    int rc;
+    cmdipc_registry_opts_t o;
     cmdipc_connect_opts_t co;
     cmdipc_connect_opts_init(&co);
     co.reconnect = 0;
+    cmdipc_registry_opts_init(&o);
+    snprintf(url, sizeof(url), "unix://%s", unix_path);
+    if (with_hub) {
+        /* The server registers math.add with the hub once linked. */
+        o.id = "hub";
+        if (cmdipc_registry_new(loop, &o, &hub) != 0 || cmdipc_listen(hub, url, NULL, NULL))
+            die("hub", 0);
+        o.id = "server";
+        o.router_channel = "hub";
+        if (cmdipc_registry_new(loop, &o, &server) != 0)
+            die("registry", 0);
+        cmdipc_registry_set_channel_cb(server, server_channel, NULL);
+        if ((rc = cmdipc_connect(server, url, "hub", &co, NULL)) != 0)
+            die("connect", rc);
+        while (!cmdipc_registry_channel(hub, "conn-1") ||
+               cmdipc_registry_list_commands(hub, &(cmdipc_command_info_t *){NULL},
+                                             &(size_t){0}) != 0)
+            uv_run(loop, UV_RUN_ONCE);
+        for (int i = 0; i < 100; i++)
+            uv_run(loop, UV_RUN_NOWAIT);
+        o.router_channel = "hub";
+    } else {
+        o.id = "server";
+        if (cmdipc_registry_new(loop, &o, &server) != 0)
+            die("registry", 0);
+        cmdipc_command_def_t def = {CMDIPC_COMMAND_DEF_VERSION, "math.add", NULL, NULL};
+        if (cmdipc_registry_register(server, &def, add_fn, NULL, NULL, NULL) != 0)
+            die("register", 0);
+        rc = cmdipc_listen(server, url, NULL, NULL);
+        if (rc != 0)
+            die("listen", rc);
+        o.router_channel = "server";
+    }
+    o.id = "client";
+    if (cmdipc_registry_new(loop, &o, &client) != 0)
+        die("registry", 0);
+    cmdipc_registry_set_channel_cb(client, client_channel, NULL);
     request = json_pack("{s:i,s:i}", "a", 1, "b", 2);
-    if ((rc = cmdipc_connect(client, url, "server", &co, NULL)) != 0)
+    if ((rc = cmdipc_connect(client, url, o.router_channel, &co, NULL)) != 0)
         die("connect", rc);
     uv_run(loop, UV_RUN_DEFAULT);
     json_decref(request);
@@ -276,8 +311,9 @@ static void run_floor(uv_loop_t *loop) {
 
 int main(int argc, char **argv) {
     if (argc != 3 || atoll(argv[2]) <= 0 ||
-        (strcmp(argv[1], "cmdipc") != 0 && strcmp(argv[1], "floor") != 0)) {
-        fprintf(stderr, "usage: rt_count cmdipc|floor N\n");
+        (strcmp(argv[1], "cmdipc") != 0 && strcmp(argv[1], "floor") != 0 &&
+         strcmp(argv[1], "hub") != 0)) {
+        fprintf(stderr, "usage: rt_count cmdipc|hub|floor N\n");
         return 2;
     }
     target = (uint64_t)atoll(argv[2]) + WARMUP;
@@ -291,8 +327,8 @@ int main(int argc, char **argv) {
     unlink(unix_path);
     uv_loop_t loop;
     uv_loop_init(&loop);
-    if (strcmp(argv[1], "cmdipc") == 0)
-        run_cmdipc(&loop);
+    if (strcmp(argv[1], "cmdipc") == 0 || strcmp(argv[1], "hub") == 0)
+        run_cmdipc(&loop, strcmp(argv[1], "hub") == 0);
     else
         run_floor(&loop);
     if (uv_loop_close(&loop) != 0)
