@@ -22,8 +22,8 @@
  *                             command listening on a unix socket), against
  *                             an idle libuv process listening on one
  *   sizes/heap_growth         heap in use after R in-memory round trips on
- *                             one loop (64 in flight; R = 1,000,000 by
- *                             default, the target is stated for 10 million)
+ *                             one loop (64 in flight; R = 10,000,000 by
+ *                             default, as the target is stated)
  *                             minus after a warm-up of 20,000: must stay a
  *                             small constant
  *
@@ -531,7 +531,7 @@ static void sizeof_line(const char *what, size_t n) {
 int main(int argc, char **argv) {
     if (argc == 5 && strcmp(argv[1], "--idle") == 0)
         return idle_main(argv[2], argv[3], atoi(argv[4]));
-    uint64_t total = 1000000;
+    uint64_t total = 10000000;
     if (argc > 2 && atoll(argv[2]) > 0)
         total = (uint64_t)atoll(argv[2]);
     signal(SIGPIPE, SIG_IGN);
