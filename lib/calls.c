@@ -33,21 +33,28 @@ static void req_deliver_cb(cmdipc__deferred_t *d) {
     req_free(req);
 }
 
+/* Marks req done and takes it off its queue, the deadline heap and its
+ * channel's out map. Returns -1 if it was done already. */
+static inline int req_settle(cmdipc_req_t *req) {
+    if (req->done)
+        return -1;
+    req->done = 1;
+    cmdipc__queue_remove(&req->link);
+    cmdipc__deadline_cancel(req->reg, &req->out.timer);
+    if (req->out.target != NULL) {
+        cmdipc__map_del(&req->out.target->out, &req->out.node);
+        req->out.target = NULL;
+    }
+    return 0;
+}
+
 /* An answer from the wire: the callback runs now. We are in a transport's
  * read callback, never inside the execute that started the call, and the
  * dispatch in progress holds the registry (a close from the callback waits
  * for its end). */
 void cmdipc__req_answer(cmdipc_req_t *req, int status, json_t *result, const char *message) {
-    cmdipc_registry_t *r = req->reg;
-    if (req->done)
+    if (req_settle(req) != 0)
         return;
-    req->done = 1;
-    cmdipc__queue_remove(&req->link);
-    cmdipc__deadline_cancel(r, &req->out.timer);
-    if (req->out.target != NULL) {
-        cmdipc__map_del(&req->out.target->out, &req->out.node);
-        req->out.target = NULL;
-    }
     req->cb(req, status, status == 0 ? result : NULL,
             status == 0 ? NULL : (message ? message : cmdipc_strerror(status)), req->data);
     req_free(req);
@@ -57,15 +64,8 @@ void cmdipc__req_answer(cmdipc_req_t *req, int status, json_t *result, const cha
  * UV_EALREADY if it had completed already. */
 int cmdipc__req_complete(cmdipc_req_t *req, int status, json_t *result, const char *message) {
     cmdipc_registry_t *r = req->reg;
-    if (req->done)
+    if (req_settle(req) != 0)
         return UV_EALREADY;
-    req->done = 1;
-    cmdipc__queue_remove(&req->link);
-    cmdipc__deadline_cancel(r, &req->out.timer);
-    if (req->out.target != NULL) {
-        cmdipc__map_del(&req->out.target->out, &req->out.node);
-        req->out.target = NULL;
-    }
     if (req->call != NULL) { /* the local handler's answer will be dropped */
         req->call->req = NULL;
         req->call = NULL;

@@ -379,6 +379,39 @@ static void set_err(cmdipc_decode_error_t *err, int status, size_t pos, const ch
     snprintf(err->text, sizeof(err->text), "%.119s", text);
 }
 
+/* What both decoders do first: reset *err (the rest of it is filled on
+ * failure only), default the limits, strip the line's end and check its
+ * length. Returns 0 or the status to return. */
+static inline int decode_begin(const char *buf, size_t *len, const cmdipc_limits_t **lim,
+                               cmdipc_limits_t *defaults, cmdipc_decode_error_t *err) {
+    if (err != NULL) {
+        err->status = 0;
+        err->position = 0;
+        err->text[0] = '\0';
+        err->execute_id[0] = '\0';
+    }
+    if (*lim == NULL) {
+        cmdipc_limits_init(defaults);
+        *lim = defaults;
+    }
+    if (buf == NULL) {
+        set_err(err, CMDIPC_EBADJSON, 0, "no input");
+        return CMDIPC_EBADJSON;
+    }
+    size_t n = *len;
+    if (n > 0 && buf[n - 1] == '\n') {
+        n--;
+        if (n > 0 && buf[n - 1] == '\r')
+            n--;
+    }
+    *len = n;
+    if (n >= (*lim)->max_line) {
+        set_err(err, CMDIPC_ELINETOOLONG, (*lim)->max_line, "line longer than the limit");
+        return CMDIPC_ELINETOOLONG;
+    }
+    return 0;
+}
+
 /* Member k of o as a string: required (present, string, non-empty if
  * nonempty) or optional (absent/null -> NULL). Returns 0 or -1. */
 static int get_str(json_t *o, const char *k, int required, int nonempty, const char **out) {
@@ -514,25 +547,9 @@ int cmdipc__msg_decode_jansson(const char *buf, size_t len, const cmdipc_limits_
     size_t pos = 0;
 
     *out = NULL;
-    if (err != NULL)
-        memset(err, 0, sizeof(*err));
-    if (lim == NULL) {
-        cmdipc_limits_init(&defaults);
-        lim = &defaults;
-    }
-    if (buf == NULL) {
-        set_err(err, CMDIPC_EBADJSON, 0, "no input");
-        return CMDIPC_EBADJSON;
-    }
-    if (len > 0 && buf[len - 1] == '\n') {
-        len--;
-        if (len > 0 && buf[len - 1] == '\r')
-            len--;
-    }
-    if (len >= lim->max_line) {
-        set_err(err, CMDIPC_ELINETOOLONG, lim->max_line, "line longer than the limit");
-        return CMDIPC_ELINETOOLONG;
-    }
+    status = decode_begin(buf, &len, &lim, &defaults, err);
+    if (status != 0)
+        return status;
     status = cmdipc__json_prescan(buf, len, lim->max_depth, lim->max_containers, &pos);
     if (status != 0) {
         set_err(err, status, pos, cmdipc_strerror(status));
@@ -733,29 +750,9 @@ int cmdipc_msg_decode(const char *buf, size_t len, const cmdipc_limits_t *lim,
     int status, t = 0;
 
     *out = NULL;
-    if (err != NULL) { /* the rest is filled on failure only */
-        err->status = 0;
-        err->position = 0;
-        err->text[0] = '\0';
-        err->execute_id[0] = '\0';
-    }
-    if (lim == NULL) {
-        cmdipc_limits_init(&defaults);
-        lim = &defaults;
-    }
-    if (buf == NULL) {
-        set_err(err, CMDIPC_EBADJSON, 0, "no input");
-        return CMDIPC_EBADJSON;
-    }
-    if (len > 0 && buf[len - 1] == '\n') {
-        len--;
-        if (len > 0 && buf[len - 1] == '\r')
-            len--;
-    }
-    if (len >= lim->max_line) {
-        set_err(err, CMDIPC_ELINETOOLONG, lim->max_line, "line longer than the limit");
-        return CMDIPC_ELINETOOLONG;
-    }
+    status = decode_begin(buf, &len, &lim, &defaults, err);
+    if (status != 0)
+        return status;
     status = cmdipc__scan(buf, len, lim, &env, &pos);
     if (status != 0) {
         set_err(err, status, pos, cmdipc_strerror(status));

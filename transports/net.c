@@ -226,11 +226,9 @@ static void connection_cb(uv_stream_t *server, int status) {
     link->listener = l;
     cmdipc__queue_insert_tail(&nl->links, &link->listener_link);
     nl->nconns++;
-    link->was_up = 1;
     cmdipc__log(r, CMDIPC_LOG_INFO, "%s: accepted %s as channel %s", l->url,
                 link->remote[0] ? link->remote : "a connection", name);
-    if (link->conn != NULL && cmdipc__conn_start(link->conn) != 0)
-        cmdipc__conn_close(link->conn, 0, UV_EIO);
+    cmdipc__link_attached(link);
 }
 
 static void listener_free(net_listener_t *nl) {

@@ -91,9 +91,7 @@ int cmdipc__stdio_connect(cmdipc_registry_t *r, const char *channel_id,
         cmdipc_channel_free(ch);
         return rc;
     }
-    link->was_up = 1;
-    if (link->conn != NULL && cmdipc__conn_start(link->conn) != 0)
-        cmdipc__conn_close(link->conn, 0, UV_EIO);
+    cmdipc__link_attached(link);
     if (out != NULL)
         *out = ch;
     return 0;
@@ -276,9 +274,7 @@ int cmdipc_spawn(cmdipc_registry_t *r, const char *channel_id, const cmdipc_spaw
         cmdipc_channel_free(ch);
         return rc;
     }
-    link->was_up = 1;
-    if (link->conn != NULL && cmdipc__conn_start(link->conn) != 0)
-        cmdipc__conn_close(link->conn, 0, UV_EIO);
+    cmdipc__link_attached(link);
     if (out != NULL)
         *out = ch;
     return 0;

@@ -530,6 +530,12 @@ int cmdipc__conn_start(cmdipc__conn_t *c) {
 /* ---------------------------------------------------------------------------
  * Links: the channel ops. */
 
+void cmdipc__link_attached(cmdipc__link_t *link) {
+    link->was_up = 1;
+    if (link->conn != NULL && cmdipc__conn_start(link->conn) != 0)
+        cmdipc__conn_close(link->conn, 0, UV_EIO);
+}
+
 cmdipc__link_t *cmdipc__link_new(int kind, const cmdipc__stream_limits_t *lim) {
     cmdipc__link_t *link = calloc(1, sizeof(*link));
     if (link == NULL)

@@ -142,6 +142,9 @@ cmdipc__conn_t *cmdipc__conn_new(cmdipc__link_t *link, uv_loop_t *loop);
  * sets the stream pointers. */
 void cmdipc__conn_handles_ready(cmdipc__conn_t *c);
 int cmdipc__conn_start(cmdipc__conn_t *c);
+/* The link's channel is attached: marks the link up and starts reading its
+ * connection (closing it if reading cannot start). */
+void cmdipc__link_attached(cmdipc__link_t *link);
 /* Closes the conn: graceful flushes what is queued and shuts down the
  * write side first. The link's conn_closed hook runs when every handle of
  * the conn is closed. */

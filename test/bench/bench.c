@@ -113,3 +113,32 @@ long bench_status_kib(int pid, const char *field) {
     fclose(f);
     return v;
 }
+
+void bench_rbuf_room(bench_rbuf_t *b, char **base, size_t *len) {
+    if (b->cap - b->len < 65536) {
+        b->cap = b->cap * 2 + 65536;
+        b->data = realloc(b->data, b->cap);
+        if (b->data == NULL) {
+            fprintf(stderr, "bench: out of memory\n");
+            exit(1);
+        }
+    }
+    *base = b->data + b->len;
+    *len = b->cap - b->len;
+}
+
+void bench_rbuf_lines(bench_rbuf_t *b, size_t n, void (*fn)(void *, const char *, size_t),
+                      void *ctx) {
+    b->len += n;
+    size_t start = 0;
+    for (;;) {
+        char *nl = memchr(b->data + start, '\n', b->len - start);
+        if (nl == NULL)
+            break;
+        size_t len = (size_t)(nl - (b->data + start));
+        fn(ctx, b->data + start, len);
+        start += len + 1;
+    }
+    memmove(b->data, b->data + start, b->len - start);
+    b->len -= start;
+}

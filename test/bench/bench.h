@@ -55,4 +55,17 @@ size_t bench_heap_bytes(void);
  * -1 if it cannot be read. */
 long bench_status_kib(int pid, const char *field);
 
+/* The read buffer of the naive baselines: NDJSON split with memchr. */
+typedef struct bench_rbuf_s {
+    char *data;
+    size_t len, cap;
+} bench_rbuf_t;
+
+/* Room for the next read, at least 64 KiB (for a libuv alloc callback). */
+void bench_rbuf_room(bench_rbuf_t *b, char **base, size_t *len);
+/* n more bytes were read: calls fn(ctx, line, length) for each complete line
+ * (without its '\n') and keeps the partial line. */
+void bench_rbuf_lines(bench_rbuf_t *b, size_t n, void (*fn)(void *, const char *, size_t),
+                      void *ctx);
+
 #endif

@@ -94,8 +94,7 @@ typedef struct peer_s {
     } h;
     int mode;
     int is_server;
-    char *rbuf;
-    size_t rlen, rcap;
+    bench_rbuf_t in;
     /* output batch */
     char *wbuf;
     size_t wlen, wcap;
@@ -207,14 +206,15 @@ static void on_line(peer_t *p, const char *line, size_t n) {
     json_decref(in);
 }
 
+static void on_line_cb(void *ctx, const char *line, size_t n) { on_line(ctx, line, n); }
+
 static void peer_alloc(uv_handle_t *h, size_t sz, uv_buf_t *buf) {
     (void)sz;
     peer_t *p = h->data;
-    if (p->rcap - p->rlen < 65536) {
-        p->rcap = p->rcap * 2 + 65536;
-        p->rbuf = realloc(p->rbuf, p->rcap);
-    }
-    *buf = uv_buf_init(p->rbuf + p->rlen, (unsigned)(p->rcap - p->rlen));
+    char *base;
+    size_t room;
+    bench_rbuf_room(&p->in, &base, &room);
+    *buf = uv_buf_init(base, (unsigned)room);
 }
 
 static void peer_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
@@ -226,18 +226,7 @@ static void peer_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
             uv_stop(p->loop);
         return;
     }
-    p->rlen += (size_t)n;
-    size_t start = 0;
-    for (;;) {
-        char *nl = memchr(p->rbuf + start, '\n', p->rlen - start);
-        if (nl == NULL)
-            break;
-        size_t len = (size_t)(nl - (p->rbuf + start));
-        on_line(p, p->rbuf + start, len);
-        start += len + 1;
-    }
-    memmove(p->rbuf, p->rbuf + start, p->rlen - start);
-    p->rlen -= start;
+    bench_rbuf_lines(&p->in, (size_t)n, on_line_cb, p);
     peer_flush(p);
 }
 
@@ -598,7 +587,7 @@ static bench_result_t run_raw(int transport, int mode, int k, const char *label)
     bench_result_t r = finish(name, cli->measured, &cli_phase, srv_cpu, share, &cli->lat);
     bench_lat_free(&cli->lat);
     free(cli->sent_at);
-    free(cli->rbuf);
+    free(cli->in.data);
     free(cli->wbuf);
     free(cli);
     return r;

@@ -382,8 +382,7 @@ typedef struct fconn_s {
     char *wbuf;
     size_t wlen, wcap;
     /* receiver: input */
-    char *rbuf;
-    size_t rlen, rcap;
+    bench_rbuf_t in;
     uint64_t total;
     int in_window;
 } fconn_t;
@@ -426,16 +425,15 @@ static void fconn_queue(fconn_t *c, const char *s, size_t n) {
 static void fconn_alloc(uv_handle_t *h, size_t sz, uv_buf_t *buf) {
     (void)sz;
     fconn_t *c = h->data;
-    if (c->rcap - c->rlen < 65536) {
-        c->rcap = c->rcap * 2 + 65536;
-        c->rbuf = realloc(c->rbuf, c->rcap);
-    }
-    *buf = uv_buf_init(c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
+    char *base;
+    size_t room;
+    bench_rbuf_room(&c->in, &base, &room);
+    *buf = uv_buf_init(base, (unsigned)room);
 }
 
 static void fconn_closed(uv_handle_t *h) {
     fconn_t *c = h->data;
-    free(c->rbuf);
+    free(c->in.data);
     free(c->wbuf);
     free(c);
 }
@@ -451,7 +449,7 @@ static void floor_em_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
         return;
     }
     for (ssize_t i = 0; i < n; i++)
-        if (c->rbuf[i] == '\n')
+        if (c->in.data[i] == '\n')
             em.acked[c->index] += ACK_EVERY;
     em_kick();
 }
@@ -567,6 +565,8 @@ static void floor_rx_line(fconn_t *c, const char *line, size_t n) {
     }
 }
 
+static void floor_rx_line_cb(void *ctx, const char *line, size_t n) { floor_rx_line(ctx, line, n); }
+
 static void floor_rx_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     (void)buf;
     fconn_t *c = s->data;
@@ -575,18 +575,7 @@ static void floor_rx_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
         uv_close((uv_handle_t *)s, fconn_closed);
         return;
     }
-    c->rlen += (size_t)n;
-    size_t start = 0;
-    for (;;) {
-        char *nl = memchr(c->rbuf + start, '\n', c->rlen - start);
-        if (nl == NULL)
-            break;
-        size_t len = (size_t)(nl - (c->rbuf + start));
-        floor_rx_line(c, c->rbuf + start, len);
-        start += len + 1;
-    }
-    memmove(c->rbuf, c->rbuf + start, c->rlen - start);
-    c->rlen -= start;
+    bench_rbuf_lines(&c->in, (size_t)n, floor_rx_line_cb, c);
 }
 
 static void floor_rx_connected(uv_connect_t *req, int status) {

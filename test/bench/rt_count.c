@@ -25,6 +25,8 @@
 #include <cmdipc.h>
 #include <sodium.h>
 
+#include "bench.h"
+
 #define WARMUP 200
 
 static char unix_path[108];
@@ -148,8 +150,7 @@ static void run_cmdipc(uv_loop_t *loop, int with_hub) {
 typedef struct fpeer_s {
     uv_pipe_t pipe;
     int is_server;
-    char *rbuf;
-    size_t rlen, rcap;
+    bench_rbuf_t in;
 } fpeer_t;
 
 static uv_pipe_t listener;
@@ -245,14 +246,15 @@ static void fline(fpeer_t *p, const char *line, size_t n) {
     json_decref(in);
 }
 
+static void fline_cb(void *ctx, const char *line, size_t n) { fline(ctx, line, n); }
+
 static void falloc(uv_handle_t *h, size_t sz, uv_buf_t *buf) {
     (void)sz;
     fpeer_t *p = h->data;
-    if (p->rcap - p->rlen < 65536) {
-        p->rcap = p->rcap * 2 + 65536;
-        p->rbuf = realloc(p->rbuf, p->rcap);
-    }
-    *buf = uv_buf_init(p->rbuf + p->rlen, (unsigned)(p->rcap - p->rlen));
+    char *base;
+    size_t room;
+    bench_rbuf_room(&p->in, &base, &room);
+    *buf = uv_buf_init(base, (unsigned)room);
 }
 
 static void fread_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
@@ -260,18 +262,7 @@ static void fread_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     fpeer_t *p = s->data;
     if (n < 0)
         return;
-    p->rlen += (size_t)n;
-    size_t start = 0;
-    for (;;) {
-        char *nl = memchr(p->rbuf + start, '\n', p->rlen - start);
-        if (nl == NULL)
-            break;
-        size_t len = (size_t)(nl - (p->rbuf + start));
-        fline(p, p->rbuf + start, len);
-        start += len + 1;
-    }
-    memmove(p->rbuf, p->rbuf + start, p->rlen - start);
-    p->rlen -= start;
+    bench_rbuf_lines(&p->in, (size_t)n, fline_cb, p);
 }
 
 static void fconnection(uv_stream_t *srv, int status) {
@@ -305,8 +296,8 @@ static void run_floor(uv_loop_t *loop) {
     fclient.pipe.data = &fclient;
     uv_pipe_connect(&creq, &fclient.pipe, unix_path, fconnected);
     uv_run(loop, UV_RUN_DEFAULT);
-    free(fclient.rbuf);
-    free(fserver.rbuf);
+    free(fclient.in.data);
+    free(fserver.in.data);
 }
 
 int main(int argc, char **argv) {
