@@ -115,6 +115,9 @@ static void start_shutdown(cmdipc__conn_t *c) {
 }
 
 static void flush(cmdipc__conn_t *c);
+/* The connection whose lines are being delivered on this thread: what it
+ * makes us send to other connections is relayed. */
+static _Thread_local cmdipc__conn_t *relaying;
 
 void cmdipc__conn_close(cmdipc__conn_t *c, int graceful, int status) {
     if (c->state == C_CLOSING)
@@ -321,7 +324,8 @@ static int conn_send(cmdipc__conn_t *c, cmdipc_msg_t *m) {
         /* Flushed at the end of this loop iteration with whatever else is
          * queued by then, or as soon as a batch is full, so the peer starts
          * on it while we go on (a pipeline, not lockstep). */
-        if (++c->pending_msgs >= FLUSH_MSGS || c->pending.len >= FLUSH_BYTES) {
+        if ((++c->pending_msgs >= FLUSH_MSGS && (relaying == NULL || relaying == c)) ||
+            c->pending.len >= FLUSH_BYTES) {
             flush(c);
         } else if (before == 0 && !c->delivering) {
             uv_check_start(&c->check, check_cb);
@@ -347,6 +351,8 @@ static void deliver_lines(cmdipc__conn_t *c) {
     /* Replies produced while this batch is delivered are flushed at its end
      * (or every 8), without scheduling an end-of-iteration flush. */
     c->delivering = 1;
+    cmdipc__conn_t *outer = relaying;
+    relaying = c;
     while (c->state == C_OPEN && !c->paused) {
         char *nl = memchr(c->rbuf + c->rscan, '\n', c->rend - c->rscan);
         if (nl == NULL) {
@@ -358,6 +364,7 @@ static void deliver_lines(cmdipc__conn_t *c) {
         c->rstart = c->rscan = at + len;
         if (len > max_line) {
             c->delivering = 0;
+            relaying = outer;
             conn_fail(c, CMDIPC_ELINETOOLONG, "line longer than the limit");
             return;
         }
@@ -366,6 +373,7 @@ static void deliver_lines(cmdipc__conn_t *c) {
         cmdipc_channel_deliver_line(c->link->ch, c->rbuf + at, len);
     }
     c->delivering = 0;
+    relaying = outer;
     if (c->pending.len > 0 && !c->writing && c->state != C_CLOSING)
         flush(c);
     if (c->rstart == c->rend) {
