@@ -381,8 +381,9 @@ static const json_t *find_schema(const char *name) {
     return NULL;
 }
 
-/* JSON Schema equality: numbers compare by value, containers deeply. */
-static int value_equal(const json_t *a, const json_t *b) {
+int cmdipc_test_json_equal(const json_t *a, const json_t *b) {
+    if (a == NULL || b == NULL)
+        return a == b;
     if (json_is_number(a) && json_is_number(b)) {
         if (json_is_integer(a) && json_is_integer(b))
             return json_integer_value(a) == json_integer_value(b);
@@ -394,7 +395,7 @@ static int value_equal(const json_t *a, const json_t *b) {
         if (json_array_size(a) != json_array_size(b))
             return 0;
         for (size_t i = 0; i < json_array_size(a); i++)
-            if (!value_equal(json_array_get(a, i), json_array_get(b, i)))
+            if (!cmdipc_test_json_equal(json_array_get(a, i), json_array_get(b, i)))
                 return 0;
         return 1;
     }
@@ -404,8 +405,7 @@ static int value_equal(const json_t *a, const json_t *b) {
         if (json_object_size(a) != json_object_size(b))
             return 0;
         json_object_foreach((json_t *)a, key, av) {
-            json_t *bv = json_object_get(b, key);
-            if (bv == NULL || !value_equal(av, bv))
+            if (!cmdipc_test_json_equal(av, json_object_get(b, key)))
                 return 0;
         }
         return 1;
@@ -566,7 +566,7 @@ static int validate(const json_t *schema, const json_t *v, const char *path,
             return -1;
         }
     }
-    if ((kw = json_object_get(schema, "const")) != NULL && !value_equal(kw, v)) {
+    if ((kw = json_object_get(schema, "const")) != NULL && !cmdipc_test_json_equal(kw, v)) {
         char want[80];
         short_dump(kw, want, sizeof(want));
         short_dump(v, shown, sizeof(shown));
@@ -578,7 +578,7 @@ static int validate(const json_t *schema, const json_t *v, const char *path,
         json_t *e;
         int ok = 0;
         json_array_foreach(kw, i, e) {
-            if (value_equal(e, v))
+            if (cmdipc_test_json_equal(e, v))
                 ok = 1;
         }
         if (!ok) {

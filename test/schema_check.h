@@ -41,6 +41,10 @@ int cmdipc_test_schema_check_named(const char *schema, const json_t *value, char
  * or -1 with a reason in err. */
 int cmdipc_test_emission_check(const json_t *msg, char *err, size_t errlen);
 
+/* JSON equality as JSON Schema and JavaScript see it: numbers by value (1 ==
+ * 1.0), arrays and objects deeply, key order ignored. NULL equals only NULL. */
+int cmdipc_test_json_equal(const json_t *a, const json_t *b);
+
 /* The schema file for a message type ("event" -> "event.json"), or NULL. */
 const char *cmdipc_test_schema_for_type(const char *type);
 

@@ -142,3 +142,78 @@ void bench_rbuf_lines(bench_rbuf_t *b, size_t n, void (*fn)(void *, const char *
     memmove(b->data, b->data + start, b->len - start);
     b->len -= start;
 }
+
+void bench_uuid4(char out[37]) {
+    static unsigned char pool[4096];
+    static size_t pos = sizeof(pool);
+    static const char hex[] = "0123456789abcdef";
+    if (pos + 16 > sizeof(pool)) {
+        randombytes_buf(pool, sizeof(pool));
+        pos = 0;
+    }
+    unsigned char *b = pool + pos;
+    pos += 16;
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    char *p = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *p++ = '-';
+        *p++ = hex[b[i] >> 4];
+        *p++ = hex[b[i] & 15];
+    }
+    *p = 0;
+}
+
+typedef struct {
+    uv_write_t req;
+    char *buf; /* freed when written, or NULL */
+} bench_wreq_t;
+
+static void bench_write_done(uv_write_t *r, int status) {
+    (void)status;
+    bench_wreq_t *w = (bench_wreq_t *)r;
+    free(w->buf);
+    free(w);
+}
+
+int bench_write(uv_stream_t *stream, char *buf, size_t len, int free_buf) {
+    bench_wreq_t *w = malloc(sizeof(*w));
+    if (w == NULL) {
+        fprintf(stderr, "bench: out of memory\n");
+        exit(1);
+    }
+    w->buf = free_buf ? buf : NULL;
+    uv_buf_t b = uv_buf_init(buf, (unsigned)len);
+    int rc = uv_write(&w->req, stream, &b, 1, bench_write_done);
+    if (rc != 0) {
+        free(w->buf);
+        free(w);
+    }
+    return rc;
+}
+
+void bench_wbuf_put(bench_wbuf_t *w, const char *s, size_t n) {
+    if (w->len + n > w->cap) {
+        w->cap = (w->len + n) * 2 + 16384;
+        w->data = realloc(w->data, w->cap);
+        if (w->data == NULL) {
+            fprintf(stderr, "bench: out of memory\n");
+            exit(1);
+        }
+    }
+    memcpy(w->data + w->len, s, n);
+    w->len += n;
+    w->count++;
+}
+
+void bench_wbuf_flush(bench_wbuf_t *w, uv_stream_t *stream) {
+    if (w->len == 0)
+        return;
+    char *buf = w->data;
+    size_t len = w->len;
+    w->data = NULL;
+    w->len = w->cap = 0;
+    w->count = 0;
+    bench_write(stream, buf, len, 1);
+}

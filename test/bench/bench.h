@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 /* Latency samples (ns), kept in a bounded reservoir. */
 typedef struct bench_lat_s {
     uint64_t *v;
@@ -67,5 +69,23 @@ void bench_rbuf_room(bench_rbuf_t *b, char **base, size_t *len);
  * (without its '\n') and keeps the partial line. */
 void bench_rbuf_lines(bench_rbuf_t *b, size_t n, void (*fn)(void *, const char *, size_t),
                       void *ctx);
+
+/* A fresh lowercase UUIDv4 from a buffer of CSPRNG output refilled 4 KiB at
+ * a time (as cmdipc does), so the baselines pay for JSON, not getrandom(). */
+void bench_uuid4(char out[37]);
+
+/* The output batch of the naive baselines. */
+typedef struct bench_wbuf_s {
+    char *data;
+    size_t len, cap;
+    unsigned count; /* lines queued since the last flush */
+} bench_wbuf_t;
+
+void bench_wbuf_put(bench_wbuf_t *w, const char *s, size_t n);
+/* Hands what is queued to one uv_write (the buffer goes with the request). */
+void bench_wbuf_flush(bench_wbuf_t *w, uv_stream_t *stream);
+/* One uv_write of buf; free_buf: buf is malloc'd and freed once written.
+ * Returns uv_write's status. */
+int bench_write(uv_stream_t *stream, char *buf, size_t len, int free_buf);
 
 #endif

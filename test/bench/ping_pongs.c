@@ -56,31 +56,6 @@ static void die(const char *what, int rc) {
     exit(1);
 }
 
-/* Fresh UUIDv4s from a buffer refilled from the CSPRNG (as cmdipc does), so
- * the floor pays for JSON, not for a getrandom() per message. */
-static void new_uuid(char out[37]) {
-    static unsigned char pool[4096];
-    static size_t pos = sizeof(pool);
-    unsigned char b[16];
-    static const char hex[] = "0123456789abcdef";
-    if (pos + sizeof(b) > sizeof(pool)) {
-        randombytes_buf(pool, sizeof(pool));
-        pos = 0;
-    }
-    memcpy(b, pool + pos, sizeof(b));
-    pos += sizeof(b);
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    char *p = out;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            *p++ = '-';
-        *p++ = hex[b[i] >> 4];
-        *p++ = hex[b[i] & 15];
-    }
-    *p = 0;
-}
-
 /* ===========================================================================
  * A line-oriented libuv peer used by the raw and JSON-floor baselines, on
  * both sides. */
@@ -96,9 +71,7 @@ typedef struct peer_s {
     int is_server;
     bench_rbuf_t in;
     /* output batch */
-    char *wbuf;
-    size_t wlen, wcap;
-    int wcount;
+    bench_wbuf_t out;
     /* client */
     uint64_t *sent_at; /* FIFO of send times (ns) */
     size_t q_head, q_tail, q_cap;
@@ -107,42 +80,11 @@ typedef struct peer_s {
     bench_lat_t lat;
 } peer_t;
 
-typedef struct {
-    uv_write_t req;
-    char *buf;
-} wreq_t;
-
-static void write_done(uv_write_t *r, int status) {
-    (void)status;
-    wreq_t *w = (wreq_t *)r;
-    free(w->buf);
-    free(w);
-}
-
-static void peer_flush(peer_t *p) {
-    if (p->wlen == 0)
-        return;
-    wreq_t *w = malloc(sizeof(*w));
-    w->buf = p->wbuf;
-    uv_buf_t b = uv_buf_init(w->buf, (unsigned)p->wlen);
-    p->wbuf = NULL;
-    p->wlen = p->wcap = 0;
-    p->wcount = 0;
-    if (uv_write(&w->req, &p->h.stream, &b, 1, write_done) != 0) {
-        free(w->buf);
-        free(w);
-    }
-}
+static void peer_flush(peer_t *p) { bench_wbuf_flush(&p->out, &p->h.stream); }
 
 static void peer_queue(peer_t *p, const char *s, size_t n) {
-    if (p->wlen + n > p->wcap) {
-        p->wcap = (p->wlen + n) * 2 + 4096;
-        p->wbuf = realloc(p->wbuf, p->wcap);
-    }
-    memcpy(p->wbuf + p->wlen, s, n);
-    p->wlen += n;
-    p->wcount++;
-    if (p->mode == M_JSON_MSG || (p->mode == M_JSON_8 && p->wcount >= 8))
+    bench_wbuf_put(&p->out, s, n);
+    if (p->mode == M_JSON_MSG || (p->mode == M_JSON_8 && p->out.count >= 8))
         peer_flush(p);
 }
 
@@ -156,7 +98,7 @@ static void peer_emit(peer_t *p, json_t *in) {
         return;
     }
     char id[37];
-    new_uuid(id);
+    bench_uuid4(id);
     json_t *out;
     if (p->is_server) {
         json_t *req = json_object_get(in, "request");
@@ -588,7 +530,7 @@ static bench_result_t run_raw(int transport, int mode, int k, const char *label)
     bench_lat_free(&cli->lat);
     free(cli->sent_at);
     free(cli->in.data);
-    free(cli->wbuf);
+    free(cli->out.data);
     free(cli);
     return r;
 }

@@ -66,29 +66,6 @@ static void die(const char *what, int rc) {
     exit(1);
 }
 
-/* Fresh UUIDv4s from a buffer refilled from the CSPRNG, as cmdipc does. */
-static void new_uuid(char out[37]) {
-    static unsigned char pool[4096];
-    static size_t pos = sizeof(pool);
-    static const char hex[] = "0123456789abcdef";
-    if (pos + 16 > sizeof(pool)) {
-        randombytes_buf(pool, sizeof(pool));
-        pos = 0;
-    }
-    unsigned char *b = pool + pos;
-    pos += 16;
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    char *p = out;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            *p++ = '-';
-        *p++ = hex[b[i] >> 4];
-        *p++ = hex[b[i] & 15];
-    }
-    *p = 0;
-}
-
 /* ===========================================================================
  * The receivers' side, shared by every mode: what they saw in the window. */
 
@@ -379,48 +356,16 @@ typedef struct fconn_s {
     uv_connect_t creq;
     int index;
     /* emitter: output batch */
-    char *wbuf;
-    size_t wlen, wcap;
+    bench_wbuf_t out;
     /* receiver: input */
     bench_rbuf_t in;
     uint64_t total;
     int in_window;
 } fconn_t;
 
-typedef struct {
-    uv_write_t req;
-    char *buf;
-} wreq_t;
+static void fconn_flush(fconn_t *c) { bench_wbuf_flush(&c->out, &c->h.stream); }
 
-static void write_done(uv_write_t *r, int status) {
-    (void)status;
-    wreq_t *w = (wreq_t *)r;
-    free(w->buf);
-    free(w);
-}
-
-static void fconn_flush(fconn_t *c) {
-    if (c->wlen == 0)
-        return;
-    wreq_t *w = malloc(sizeof(*w));
-    w->buf = c->wbuf;
-    uv_buf_t b = uv_buf_init(w->buf, (unsigned)c->wlen);
-    c->wbuf = NULL;
-    c->wlen = c->wcap = 0;
-    if (uv_write(&w->req, &c->h.stream, &b, 1, write_done) != 0) {
-        free(w->buf);
-        free(w);
-    }
-}
-
-static void fconn_queue(fconn_t *c, const char *s, size_t n) {
-    if (c->wlen + n > c->wcap) {
-        c->wcap = (c->wlen + n) * 2 + 16384;
-        c->wbuf = realloc(c->wbuf, c->wcap);
-    }
-    memcpy(c->wbuf + c->wlen, s, n);
-    c->wlen += n;
-}
+static void fconn_queue(fconn_t *c, const char *s, size_t n) { bench_wbuf_put(&c->out, s, n); }
 
 static void fconn_alloc(uv_handle_t *h, size_t sz, uv_buf_t *buf) {
     (void)sz;
@@ -434,7 +379,7 @@ static void fconn_alloc(uv_handle_t *h, size_t sz, uv_buf_t *buf) {
 static void fconn_closed(uv_handle_t *h) {
     fconn_t *c = h->data;
     free(c->in.data);
-    free(c->wbuf);
+    free(c->out.data);
     free(c);
 }
 
@@ -461,7 +406,7 @@ static void floor_em_tick_batch_flush(void) {
 
 static void floor_em_tick(void) {
     char id[37], line[512];
-    new_uuid(id);
+    bench_uuid4(id);
     int len = snprintf(
         line, sizeof(line),
         "{\"id\":\"%s\",\"type\":\"event\",\"eventId\":\"pump.tick\",\"payload\":"
@@ -557,11 +502,7 @@ static void floor_rx_line(fconn_t *c, const char *line, size_t n) {
     }
     json_decref(v);
     if (c->total % ACK_EVERY == 0) {
-        wreq_t *w = malloc(sizeof(*w));
-        w->buf = NULL;
-        uv_buf_t b = uv_buf_init((char *)ack_line, 2);
-        if (uv_write(&w->req, &c->h.stream, &b, 1, write_done) != 0)
-            free(w);
+        bench_write(&c->h.stream, (char *)ack_line, 2, 0);
     }
 }
 

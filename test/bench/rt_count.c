@@ -156,54 +156,17 @@ typedef struct fpeer_s {
 static uv_pipe_t listener;
 static fpeer_t fclient, fserver;
 
-static void new_uuid(char out[37]) {
-    static unsigned char pool[4096];
-    static size_t pos = sizeof(pool);
-    static const char hex[] = "0123456789abcdef";
-    if (pos + 16 > sizeof(pool)) {
-        randombytes_buf(pool, sizeof(pool));
-        pos = 0;
-    }
-    unsigned char *b = pool + pos;
-    pos += 16;
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    char *p = out;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            *p++ = '-';
-        *p++ = hex[b[i] >> 4];
-        *p++ = hex[b[i] & 15];
-    }
-    *p = 0;
-}
-
-typedef struct {
-    uv_write_t req;
-    char *text;
-} fwrite_t;
-
-static void fwrite_done(uv_write_t *w, int status) {
-    (void)status;
-    fwrite_t *fw = (fwrite_t *)w;
-    free(fw->text);
-    free(fw);
-}
-
 static void fsend(fpeer_t *p, json_t *msg) {
     char *text = json_dumps(msg, JSON_COMPACT);
     size_t n = strlen(text);
     text[n] = '\n'; /* replaces the NUL: the buffer is n + 1 bytes */
-    fwrite_t *fw = malloc(sizeof(*fw));
-    fw->text = text;
-    uv_buf_t b = uv_buf_init(text, (unsigned)(n + 1));
-    if (uv_write(&fw->req, (uv_stream_t *)&p->pipe, &b, 1, fwrite_done) != 0)
+    if (bench_write((uv_stream_t *)&p->pipe, text, n + 1, 1) != 0)
         die("write", 0);
 }
 
 static void fclient_send(void) {
     char id[37];
-    new_uuid(id);
+    bench_uuid4(id);
     json_t *m = json_pack("{s:s,s:s,s:s,s:{s:i,s:i}}", "id", id, "type",
                           "execute.command.request", "commandId", "math.add", "request",
                           "a", 1, "b", 2);
@@ -224,7 +187,7 @@ static void fline(fpeer_t *p, const char *line, size_t n) {
         die("bad line", 0);
     if (p->is_server) {
         char id[37];
-        new_uuid(id);
+        bench_uuid4(id);
         json_t *req = json_object_get(in, "request");
         json_int_t a = json_integer_value(json_object_get(req, "a"));
         json_int_t b = json_integer_value(json_object_get(req, "b"));

@@ -137,39 +137,6 @@ static void dump_json(const json_t *v, char *out, size_t outlen) {
     free(s);
 }
 
-/* JSON equality as in JavaScript: numbers by value, containers deeply. */
-static int values_equal(const json_t *a, const json_t *b) {
-    if (a == NULL || b == NULL)
-        return a == b;
-    if (json_is_number(a) && json_is_number(b)) {
-        if (json_is_integer(a) && json_is_integer(b))
-            return json_integer_value(a) == json_integer_value(b);
-        return json_number_value(a) == json_number_value(b);
-    }
-    if (json_typeof(a) != json_typeof(b))
-        return 0;
-    if (json_is_array(a)) {
-        if (json_array_size(a) != json_array_size(b))
-            return 0;
-        for (size_t i = 0; i < json_array_size(a); i++)
-            if (!values_equal(json_array_get(a, i), json_array_get(b, i)))
-                return 0;
-        return 1;
-    }
-    if (json_is_object(a)) {
-        const char *key;
-        json_t *av;
-        if (json_object_size(a) != json_object_size(b))
-            return 0;
-        json_object_foreach((json_t *)a, key, av) {
-            if (!values_equal(av, json_object_get(b, key)))
-                return 0;
-        }
-        return 1;
-    }
-    return json_equal((json_t *)a, (json_t *)b);
-}
-
 static int is_uint(const json_t *v) {
     return json_is_integer(v) && json_integer_value(v) >= 0;
 }
@@ -528,7 +495,7 @@ static int match(vec_t *v, const json_t *exp, const json_t *act, const char *pat
                 snprintf(why, whylen, "at %s: $ref to an unknown capture", path);
                 return M_ERROR;
             }
-            if (!values_equal(val, act)) {
+            if (!cmdipc_test_json_equal(val, act)) {
                 mismatch(why, whylen, path, val, act, "differs from the captured value");
                 return M_NO;
             }
@@ -598,7 +565,7 @@ static int match(vec_t *v, const json_t *exp, const json_t *act, const char *pat
         }
         return M_YES;
     }
-    if (!values_equal(exp, act)) {
+    if (!cmdipc_test_json_equal(exp, act)) {
         mismatch(why, whylen, path, exp, act, NULL);
         return M_NO;
     }
