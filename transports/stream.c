@@ -26,7 +26,10 @@
 #define READ_CHUNK  (64 * 1024) /* the most a read adds beyond the line limit */
 #define READ_MIN    (16 * 1024) /* free room asked for each read */
 #define KEEP_BUFFER (16 * 1024) /* an idle connection keeps buffers this large */
-#define FLUSH_MSGS  8
+/* Messages queued before a mid-batch flush: two thirds of the previous read
+ * batch on the connection, within [FLUSH_MIN, FLUSH_MAX]. */
+#define FLUSH_MIN   8
+#define FLUSH_MAX   16
 #define FLUSH_BYTES (16 * 1024)
 
 enum { C_OPEN = 0, C_DRAINING, C_CLOSING };
@@ -323,8 +326,14 @@ static int conn_send(cmdipc__conn_t *c, cmdipc_msg_t *m) {
     if (!c->writing) {
         /* Flushed at the end of this loop iteration with whatever else is
          * queued by then, or as soon as a batch is full, so the peer starts
-         * on it while we go on (a pipeline, not lockstep). */
-        if ((++c->pending_msgs >= FLUSH_MSGS && (relaying == NULL || relaying == c)) ||
+         * on it while we go on (a pipeline, not lockstep). A batch is about
+         * two thirds of what the peer sent last time: one early write and
+         * one at the end of the read batch that produced the replies (8 at
+         * small windows, where waking the peer early is what counts; 16 at
+         * large ones, where the write calls are). */
+        unsigned batch = c->last_batch * 2 / 3;
+        batch = batch < FLUSH_MIN ? FLUSH_MIN : batch > FLUSH_MAX ? FLUSH_MAX : batch;
+        if ((++c->pending_msgs >= batch && (relaying == NULL || relaying == c)) ||
             c->pending.len >= FLUSH_BYTES) {
             flush(c);
         } else if (before == 0 && !c->delivering) {
@@ -353,6 +362,7 @@ static void deliver_lines(cmdipc__conn_t *c) {
     c->delivering = 1;
     cmdipc__conn_t *outer = relaying;
     relaying = c;
+    unsigned nlines = 0;
     while (c->state == C_OPEN && !c->paused) {
         char *nl = memchr(c->rbuf + c->rscan, '\n', c->rend - c->rscan);
         if (nl == NULL) {
@@ -371,7 +381,9 @@ static void deliver_lines(cmdipc__conn_t *c) {
         if (len == 1 || (len == 2 && c->rbuf[at] == '\r'))
             continue; /* blank line */
         cmdipc_channel_deliver_line(c->link->ch, c->rbuf + at, len);
+        nlines++;
     }
+    c->last_batch = nlines;
     c->delivering = 0;
     relaying = outer;
     if (c->pending.len > 0 && !c->writing && c->state != C_CLOSING)

@@ -88,6 +88,7 @@ struct cmdipc__conn_s {
     int delivering;   /* inside deliver_lines: it flushes at its end */
     int wfd;          /* the write side's descriptor for direct writes, or -1 */
     unsigned pending_msgs; /* messages in pending since the last flush */
+    unsigned last_batch;   /* lines in the last read batch (sizes flushes) */
     unsigned open_handles;
     int status;
     char *rbuf;
