@@ -201,9 +201,17 @@ static inline size_t cmdipc__plain_run(const unsigned char *p, size_t n) {
         uint64_t w;
         memcpy(&w, p + i, 8);
         uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
-        uint64_t hit = ((q - ones) & ~q) | ((bs - ones) & ~bs) | (w - ones * 0x20) | w;
-        if ((hit & highs) != 0)
+        /* A lane's high bit: '"' or '\\' (zero after the xor), below 0x20
+         * (the subtraction wraps), or 0x80 and above. Borrows only run
+         * upwards from a hit, so the lowest bit set is the first hit. */
+        uint64_t hit = (((q - ones) & ~q) | ((bs - ones) & ~bs) | (w - ones * 0x20) | w) & highs;
+        if (hit != 0) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            return i + ((size_t)__builtin_ctzll(hit) >> 3);
+#else
             break;
+#endif
+        }
     }
     while (i < n && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\')
         i++;

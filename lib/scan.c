@@ -66,6 +66,9 @@ static int fail(scan_t *s, int status, size_t at) {
 static inline int is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 static inline void skip_ws(scan_t *s) {
+    /* Most calls find a token at once: one comparison rules whitespace out. */
+    if (CMDIPC__LIKELY(s->i < s->n && (unsigned char)s->b[s->i] > ' '))
+        return;
     while (s->i < s->n && is_ws(s->b[s->i])) {
         if (s->b[s->i] == '\n' || s->b[s->i] == '\r')
             s->env->multiline = 1;

@@ -551,6 +551,47 @@ TEST(buf_put_jstr_every_byte_parses_back) {
     cmdipc__buf_free(&b);
 }
 
+/* cmdipc__plain_run against the byte-by-byte definition: every length up to
+ * 40, a stop byte of every kind at every position (and none), so the word
+ * loop, its first-hit position and the tail are all covered. */
+static size_t plain_run_ref(const unsigned char *p, size_t n) {
+    size_t i = 0;
+    while (i < n && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\')
+        i++;
+    return i;
+}
+
+TEST(plain_run_matches_bytewise_definition) {
+    static const unsigned char stops[] = {'"', '\\', 0x00, 0x01, 0x1f, 0x80, 0x9f, 0xa0, 0xff};
+    static const unsigned char plain[] = {' ', '!', '#', '[', ']', 'a', '~', 0x7f};
+    unsigned char buf[48];
+    for (size_t n = 0; n <= 40; n++) {
+        for (size_t fill = 0; fill < sizeof(plain); fill++) {
+            memset(buf, plain[fill], sizeof(buf));
+            ASSERT_EQ(cmdipc__plain_run(buf, n), n);
+            for (size_t at = 0; at < n; at++) {
+                for (size_t k = 0; k < sizeof(stops); k++) {
+                    memset(buf, plain[fill], sizeof(buf));
+                    buf[at] = stops[k];
+                    ASSERT_EQ(cmdipc__plain_run(buf, n), at);
+                    /* a second stop byte after the first changes nothing */
+                    if (at + 1 < n) {
+                        buf[at + 1] = stops[(k + 1) % sizeof(stops)];
+                        ASSERT_EQ(cmdipc__plain_run(buf, n), at);
+                    }
+                }
+            }
+        }
+    }
+    /* random bytes */
+    for (int r = 0; r < 20000; r++) {
+        size_t n = rng_below(sizeof(buf) + 1);
+        for (size_t i = 0; i < n; i++)
+            buf[i] = (unsigned char)(rng_below(8) ? 0x20 + rng_below(0x60) : rng_below(256));
+        ASSERT_EQ(cmdipc__plain_run(buf, n), plain_run_ref(buf, n));
+    }
+}
+
 TEST(buf_basics) {
     cmdipc__buf_t b;
     cmdipc__buf_init(&b);
@@ -694,6 +735,7 @@ TEST_ENTRY(utf8_every_code_point_round_trips)
 TEST_ENTRY(check_id)
 TEST_ENTRY(buf_put_jstr_escapes)
 TEST_ENTRY(buf_put_jstr_every_byte_parses_back)
+TEST_ENTRY(plain_run_matches_bytewise_definition)
 TEST_ENTRY(buf_basics)
 TEST_ENTRY(json_prescan_positions)
 TEST_ENTRY(json_prescan_nul_after_backslash)
