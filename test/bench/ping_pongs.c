@@ -15,7 +15,12 @@
  *               listening on a Unix socket, forwards between the client and
  *               the server (which registered math.add, escalated to the hub);
  *               three busy processes on two cores. Ratio: to the direct
- *               unix connection measured just before (target >= 0.5x).
+ *               unix connection measured just before (target >= 0.5x), and
+ *               to the relay figure.
+ *   unix_hub/relay  the same client and direct server with a byte relay in a
+ *               third process (libuv, copies bytes, parses nothing): what any
+ *               process in the middle costs on the machine, the ceiling for
+ *               a hub. Ratio: to the direct connection.
  *
  * Usage: ping_pongs [seconds per figure] [filter substring] */
 #include <arpa/inet.h>
@@ -349,6 +354,94 @@ static void serve_behind_hub(void) {
     _exit(0);
 }
 
+/* The relay baseline for the hub: a byte pump in a third process, between
+ * the same client and the same direct server. It accepts on relay_path,
+ * connects to the server's socket and copies whatever either side sends to
+ * the other (write(2) when the socket takes it, a queued uv_write of a copy
+ * otherwise): what a process in the middle costs with no parsing or routing
+ * at all, the ceiling for any hub on the machine. */
+typedef struct relay_side_s {
+    uv_pipe_t pipe;
+    struct relay_side_s *other;
+    char buf[64 * 1024];
+} relay_side_t;
+
+static char relay_path[120];
+
+static void relay_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
+    (void)hint;
+    relay_side_t *s = h->data;
+    *b = uv_buf_init(s->buf, sizeof(s->buf));
+}
+
+static void relay_written(uv_write_t *w, int status) {
+    (void)status;
+    free(w);
+}
+
+static void relay_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
+    relay_side_t *s = st->data;
+    if (n < 0)
+        _exit(0); /* either side gone: the figure is over */
+    if (n == 0)
+        return;
+    uv_buf_t out = uv_buf_init(b->base, (unsigned)n);
+    int done = uv_try_write((uv_stream_t *)&s->other->pipe, &out, 1);
+    if (done == (int)n)
+        return;
+    if (done < 0 && done != UV_EAGAIN)
+        die("relay write", done);
+    size_t off = done > 0 ? (size_t)done : 0, left = (size_t)n - off;
+    uv_write_t *w = malloc(sizeof(*w) + left);
+    if (w == NULL)
+        die("relay", 0);
+    memcpy(w + 1, b->base + off, left);
+    out = uv_buf_init((char *)(w + 1), (unsigned)left);
+    if (uv_write(w, (uv_stream_t *)&s->other->pipe, &out, 1, relay_written) != 0)
+        die("relay write", 0);
+}
+
+static void relay_connected(uv_connect_t *req, int status) {
+    relay_side_t *in = req->data;
+    if (status != 0)
+        die("relay connect", status);
+    uv_read_start((uv_stream_t *)&in->pipe, relay_alloc, relay_read);
+    uv_read_start((uv_stream_t *)&in->other->pipe, relay_alloc, relay_read);
+}
+
+static void relay_accept(uv_stream_t *server, int status) {
+    static uv_connect_t creq;
+    if (status < 0)
+        return;
+    relay_side_t *in = calloc(1, sizeof(*in)), *out = calloc(1, sizeof(*out));
+    if (in == NULL || out == NULL)
+        die("relay", 0);
+    in->other = out, out->other = in;
+    uv_pipe_init(server->loop, &in->pipe, 0);
+    uv_pipe_init(server->loop, &out->pipe, 0);
+    in->pipe.data = in, out->pipe.data = out;
+    if (uv_accept(server, (uv_stream_t *)&in->pipe) != 0)
+        die("relay accept", 0);
+    creq.data = in;
+    uv_pipe_connect(&creq, &out->pipe, unix_path, relay_connected);
+}
+
+static void serve_relay(void) {
+    uv_loop_t loop;
+    uv_pipe_t srv;
+    uv_loop_init(&loop);
+    unlink(relay_path);
+    uv_pipe_init(&loop, &srv, 0);
+    int rc = uv_pipe_bind(&srv, relay_path);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&srv, 8, relay_accept);
+    if (rc != 0)
+        die("relay listen", rc);
+    signal_ready();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    _exit(0);
+}
+
 /* Forks a process running fn; returns its pid once fn signalled ready. */
 static pid_t start_proc(void (*fn)(void)) {
     int fds[2];
@@ -603,16 +696,21 @@ static void cc_channel(cmdipc_registry_t *r, cmdipc_channel_t *ch, cmdipc_channe
     }
 }
 
-/* hub: through a hub process (transport is T_UNIX). */
-static bench_result_t run_cmdipc(int transport, int k, const char *label, int hub) {
+/* via: VIA_HUB through a hub process, VIA_RELAY through the byte relay
+ * (both with transport T_UNIX), or VIA_NONE. */
+enum { VIA_NONE, VIA_HUB, VIA_RELAY };
+static bench_result_t run_cmdipc(int transport, int k, const char *label, int via) {
     uv_loop_t loop;
     char url[200], name[64];
-    pid_t pid, hub_pid = 0;
+    pid_t pid, mid_pid = 0;
+    int hub = via == VIA_HUB;
     if (hub) {
-        hub_pid = start_proc(serve_hub);
+        mid_pid = start_proc(serve_hub);
         pid = start_proc(serve_behind_hub);
     } else {
         pid = start_server(transport, 0, 1);
+        if (via == VIA_RELAY)
+            mid_pid = start_proc(serve_relay);
     }
     uv_loop_init(&loop);
     memset(&cc, 0, sizeof(cc));
@@ -628,7 +726,7 @@ static bench_result_t run_cmdipc(int transport, int k, const char *label, int hu
         die("registry", 0);
     cmdipc_registry_set_channel_cb(cc.r, cc_channel, NULL);
     if (transport == T_UNIX)
-        snprintf(url, sizeof(url), "unix://%s", unix_path);
+        snprintf(url, sizeof(url), "unix://%s", via == VIA_RELAY ? relay_path : unix_path);
     else
         snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", tcp_port);
     cmdipc_connect_opts_t co;
@@ -640,10 +738,11 @@ static bench_result_t run_cmdipc(int transport, int k, const char *label, int hu
     cc.phase.on_stage = cc_stage;
     uv_run(&loop, UV_RUN_DEFAULT);
     uint64_t srv_cpu = stop_server(pid);
-    if (hub)
-        srv_cpu += stop_server(hub_pid);
+    if (mid_pid)
+        srv_cpu += stop_server(mid_pid);
     uv_loop_close(&loop);
-    snprintf(name, sizeof(name), "ping_pongs/%s/cmdipc/%d", label, k);
+    snprintf(name, sizeof(name), "ping_pongs/%s/%s/%d", label,
+             via == VIA_RELAY ? "relay" : "cmdipc", k);
     bench_result_t r = finish(name, cc.measured, &cc.phase, srv_cpu, seconds / (seconds + 0.2),
                               &cc.lat);
     bench_lat_free(&cc.lat);
@@ -901,6 +1000,7 @@ int main(int argc, char **argv) {
         die("sodium", 0);
     signal(SIGPIPE, SIG_IGN);
     snprintf(unix_path, sizeof(unix_path), "/tmp/cmdipc-bench-%d.sock", (int)getpid());
+    snprintf(relay_path, sizeof(relay_path), "%s.relay", unix_path);
 
     static const int ks[] = {1, 64};
     for (int t = T_UNIX; t <= T_TCP; t++) {
@@ -928,16 +1028,24 @@ int main(int argc, char **argv) {
             snprintf(name, sizeof(name), "ping_pongs/%s/cmdipc/%d", label, k);
             if (wanted(name)) {
                 tcp_port = free_tcp_port();
-                bench_result_t c = run_cmdipc(t, k, label, 0);
+                bench_result_t c = run_cmdipc(t, k, label, VIA_NONE);
                 bench_print(&c, best.rate > 0 ? &best : NULL);
                 if (raw.rate > 0)
                     printf("%-34s %10s vs raw %.2fx\n", "", "", c.rate / raw.rate);
                 direct = c;
             }
+            bench_result_t relay = {0};
+            snprintf(name, sizeof(name), "ping_pongs/unix_hub/relay/%d", k);
+            if (t == T_UNIX && wanted(name)) {
+                relay = run_cmdipc(t, k, "unix_hub", VIA_RELAY);
+                bench_print(&relay, direct.rate > 0 ? &direct : NULL);
+            }
             snprintf(name, sizeof(name), "ping_pongs/unix_hub/cmdipc/%d", k);
             if (t == T_UNIX && wanted(name)) {
-                bench_result_t h = run_cmdipc(t, k, "unix_hub", 1);
+                bench_result_t h = run_cmdipc(t, k, "unix_hub", VIA_HUB);
                 bench_print(&h, direct.rate > 0 ? &direct : NULL);
+                if (relay.rate > 0)
+                    printf("%-34s %10s vs relay %.2fx\n", "", "", h.rate / relay.rate);
             }
         }
     }
@@ -952,5 +1060,6 @@ int main(int argc, char **argv) {
         bench_print(&two, &base);
     }
     unlink(unix_path);
+    unlink(relay_path);
     return 0;
 }
