@@ -63,6 +63,21 @@ static uint64_t usage_us(int who) {
 uint64_t bench_cpu_self_us(void) { return usage_us(RUSAGE_SELF); }
 uint64_t bench_cpu_children_us(void) { return usage_us(RUSAGE_CHILDREN); }
 
+bench_result_t bench_median(const bench_result_t *r, int n) {
+    int order[16];
+    if (n > 16)
+        n = 16;
+    for (int a = 0; a < n; a++)
+        order[a] = a;
+    for (int a = 1; a < n; a++) /* insertion sort by rate */
+        for (int b = a; b > 0 && r[order[b]].rate < r[order[b - 1]].rate; b--) {
+            int t = order[b];
+            order[b] = order[b - 1];
+            order[b - 1] = t;
+        }
+    return r[order[n / 2]];
+}
+
 void bench_print(const bench_result_t *r, const bench_result_t *baseline) {
     char ratio[96] = "(baseline)";
     if (baseline != NULL && baseline->rate > 0)

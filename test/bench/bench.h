@@ -44,6 +44,10 @@ typedef struct bench_result_s {
 /* Prints one figure; baseline may be NULL (a baseline itself). */
 void bench_print(const bench_result_t *r, const bench_result_t *baseline);
 
+/* The result with the median rate of n (rounds of a figure interleaved with
+ * its baseline's, so a noisy neighbour on the machine moves both). */
+bench_result_t bench_median(const bench_result_t *r, int n);
+
 /* The duration of each figure, from argv[1] or CMDIPC_BENCH_SECONDS. */
 double bench_seconds(int argc, char **argv, double def);
 
