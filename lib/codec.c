@@ -52,9 +52,8 @@ const char *cmdipc_msg_error_message(const cmdipc_msg_t *m) {
 
 json_t *cmdipc_msg_payload(cmdipc_msg_t *m) {
     if (m->body.json == NULL && m->body.text != NULL) {
-        json_error_t e;
-        m->body.json = json_loadb(m->body.text, m->body.len,
-                                  JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
+        /* The text passed the scanner when the message was decoded. */
+        m->body.json = cmdipc__json_build(m->body.text, m->body.len);
     }
     return m->body.json;
 }

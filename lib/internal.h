@@ -285,6 +285,13 @@ int cmdipc__scan(const char *buf, size_t len, const cmdipc_limits_t *lim, cmdipc
 /* Decodes a validated JSON string literal (quotes included) into out, which
  * has room for n bytes; returns the decoded length. */
 size_t cmdipc__json_unescape(const char *b, size_t n, char *out);
+/* The json_t of n bytes that cmdipc__scan accepted as (part of) a message:
+ * the value json_loadb(JSON_DECODE_ANY | JSON_REJECT_DUPLICATES) returns for
+ * them, built without jansson's lexer. NULL only when out of memory. */
+json_t *cmdipc__json_build(const char *b, size_t n);
+/* strtod as jansson calls it: '.' read as the locale's decimal point.
+ * b[0..n) is a number token. */
+double cmdipc__strtod(const char *b, size_t n, int *overflow);
 
 /* ---------------------------------------------------------------------------
  * Messages. */

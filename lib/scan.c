@@ -7,12 +7,14 @@
  * finite real range), literals, duplicate keys in every object, nothing after
  * the value — while the envelope members (id, type, thid, commandId, eventId,
  * request, payload, response.ok/result/error) are recorded as byte spans.
- * Payloads stay text: they are parsed by jansson only if a local handler or
- * listener asks for a json_t, and forwarded byte for byte otherwise.
+ * Payloads stay text: they become a json_t (cmdipc__json_build, at the end)
+ * only if a local handler or listener asks for one, and are forwarded byte for
+ * byte otherwise.
  *
  * test/fuzz cross-checks it against jansson on every input (same accept or
  * reject, same field values). */
 #include <errno.h>
+#include <locale.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,6 +253,66 @@ size_t cmdipc__json_unescape(const char *b, size_t n, char *out) {
     return o;
 }
 
+/* ---------------------------------------------------------------------------
+ * Numbers as jansson converts them: strtoll for integers, strtod (with the
+ * locale's decimal point) for reals. */
+
+/* A NUL-terminated copy of b[0..n) in tmp (64 bytes) or on the heap. */
+static char *num_copy(const char *b, size_t n, char tmp[64]) {
+    char *num = n < 64 ? tmp : malloc(n + 1);
+    if (num != NULL) {
+        memcpy(num, b, n);
+        num[n] = '\0';
+    }
+    return num;
+}
+
+/* An integer token: its value; *range when it does not fit in 64 bits,
+ * *nomem when a copy could not be made. */
+static json_int_t parse_int(const char *b, size_t n, int *range, int *nomem) {
+    *range = *nomem = 0;
+    size_t digits = n - (b[0] == '-');
+    if (digits <= 18) { /* fits: no strtoll */
+        long long v = 0;
+        for (size_t i = n - digits; i < n; i++)
+            v = v * 10 + (b[i] - '0');
+        return b[0] == '-' ? -v : v;
+    }
+    char tmp[64];
+    char *num = num_copy(b, n, tmp);
+    if (num == NULL) {
+        *nomem = 1;
+        return 0;
+    }
+    errno = 0;
+    long long v = strtoll(num, NULL, 10);
+    *range = errno == ERANGE;
+    if (num != tmp)
+        free(num);
+    return v;
+}
+
+double cmdipc__strtod(const char *b, size_t n, int *overflow) {
+    char tmp[64];
+    char *num = num_copy(b, n, tmp);
+    if (num == NULL) {
+        *overflow = -1;
+        return 0;
+    }
+    const char *point = localeconv()->decimal_point;
+    if (*point != '.') {
+        char *dot = strchr(num, '.');
+        if (dot != NULL)
+            *dot = *point;
+    }
+    errno = 0;
+    double d = strtod(num, NULL);
+    *overflow = (d == HUGE_VAL || d == -HUGE_VAL) && errno == ERANGE;
+    if (num != tmp)
+        free(num);
+    return d;
+}
+
 static int scan_number(scan_t *s) {
     const char *b = s->b;
     size_t i = s->i, n = s->n, start = s->i;
@@ -290,26 +352,17 @@ static int scan_number(scan_t *s) {
     /* Range, as jansson checks it: strtoll for integers, strtod for reals. */
     if (is_int && len <= 18)
         return 0; /* fits in 64 bits */
-    char tmp[64];
-    char *heap = NULL, *num = tmp;
-    if (len >= sizeof(tmp)) {
-        heap = malloc(len + 1);
-        if (heap == NULL)
-            return fail(s, UV_ENOMEM, start);
-        num = heap;
-    }
-    memcpy(num, b + start, len);
-    num[len] = '\0';
-    errno = 0;
     int bad;
     if (is_int) {
-        (void)strtoll(num, NULL, 10);
-        bad = errno == ERANGE;
+        int nomem;
+        (void)parse_int(b + start, len, &bad, &nomem);
+        if (nomem)
+            return fail(s, UV_ENOMEM, start);
     } else {
-        double d = strtod(num, NULL);
-        bad = (d == HUGE_VAL || d == -HUGE_VAL) && errno == ERANGE;
+        (void)cmdipc__strtod(b + start, len, &bad);
+        if (bad < 0)
+            return fail(s, UV_ENOMEM, start);
     }
-    free(heap);
     return bad ? fail(s, CMDIPC_EJSONRANGE, start) : 0;
 }
 
@@ -657,4 +710,152 @@ done:
     if (errpos != NULL)
         *errpos = s.errpos;
     return s.status;
+}
+
+/* ---------------------------------------------------------------------------
+ * json_t from validated text: the values json_loadb would build, without its
+ * lexer (a character stream with look-ahead and a token buffer), which costs
+ * four times what building the values does. Every input is valid JSON within
+ * the scanner's depth cap (512), so there is no error path but memory. */
+
+typedef struct build_s {
+    const char *b;
+    size_t i, n;
+} build_t;
+
+static inline void build_ws(build_t *p) {
+    while (p->i < p->n && is_ws(p->b[p->i]))
+        p->i++;
+}
+
+/* The string literal at p->i: *out and *len, decoded into *heap (to be freed)
+ * when it has escapes. Returns 0 or -1 (memory). */
+static int build_str(build_t *p, const char **out, size_t *len, char **heap) {
+    const unsigned char *b = (const unsigned char *)p->b;
+    size_t start = p->i, i = start + 1;
+    *heap = NULL;
+    size_t run = cmdipc__plain_run(b + i, p->n - i);
+    if (CMDIPC__LIKELY(b[i + run] == '"')) {
+        *out = p->b + i;
+        *len = run;
+        p->i = i + run + 1;
+        return 0;
+    }
+    int esc = 0;
+    for (i += run;; i += cmdipc__plain_run(b + i, p->n - i)) {
+        if (b[i] == '"')
+            break;
+        if (b[i] == '\\') {
+            esc = 1;
+            i += 2;
+        } else {
+            i++; /* a byte of a UTF-8 sequence */
+        }
+    }
+    p->i = i + 1;
+    if (!esc) {
+        *out = p->b + start + 1;
+        *len = i - start - 1;
+        return 0;
+    }
+    char *d = malloc(p->i - start);
+    if (d == NULL)
+        return -1;
+    *len = cmdipc__json_unescape(p->b + start, p->i - start, d);
+    *out = *heap = d;
+    return 0;
+}
+
+static json_t *build_value(build_t *p) {
+    build_ws(p);
+    char c = p->b[p->i];
+    if (c == '{') {
+        json_t *o = json_object();
+        p->i++;
+        build_ws(p);
+        if (p->b[p->i] == '}') {
+            p->i++;
+            return o;
+        }
+        while (o != NULL) {
+            const char *k;
+            size_t kn;
+            char *heap;
+            build_ws(p);
+            if (build_str(p, &k, &kn, &heap) != 0) {
+                json_decref(o);
+                return NULL;
+            }
+            build_ws(p);
+            p->i++; /* ':' */
+            json_t *v = build_value(p);
+            int rc = v == NULL ? -1 : json_object_setn_new_nocheck(o, k, kn, v);
+            free(heap);
+            if (rc != 0) {
+                json_decref(o);
+                return NULL;
+            }
+            build_ws(p);
+            if (p->b[p->i++] == '}')
+                return o;
+        }
+        return NULL;
+    }
+    if (c == '[') {
+        json_t *a = json_array();
+        p->i++;
+        build_ws(p);
+        if (p->b[p->i] == ']') {
+            p->i++;
+            return a;
+        }
+        while (a != NULL) {
+            json_t *v = build_value(p);
+            if (v == NULL || json_array_append_new(a, v) != 0) {
+                json_decref(a);
+                return NULL;
+            }
+            build_ws(p);
+            if (p->b[p->i++] == ']')
+                return a;
+        }
+        return NULL;
+    }
+    if (c == '"') {
+        const char *s;
+        size_t n;
+        char *heap;
+        if (build_str(p, &s, &n, &heap) != 0)
+            return NULL;
+        json_t *v = json_stringn_nocheck(s, n);
+        free(heap);
+        return v;
+    }
+    if (c == 't' || c == 'f' || c == 'n') {
+        p->i += c == 'f' ? 5 : 4;
+        return c == 't' ? json_true() : c == 'f' ? json_false() : json_null();
+    }
+    /* a number */
+    size_t start = p->i;
+    int real = 0;
+    while (p->i < p->n) {
+        char d = p->b[p->i];
+        if (d == '.' || d == 'e' || d == 'E')
+            real = 1;
+        else if (!(d == '-' || d == '+' || (d >= '0' && d <= '9')))
+            break;
+        p->i++;
+    }
+    int bad, nomem = 0;
+    if (real) {
+        double d = cmdipc__strtod(p->b + start, p->i - start, &bad);
+        return bad < 0 ? NULL : json_real(d);
+    }
+    json_int_t v = parse_int(p->b + start, p->i - start, &bad, &nomem);
+    return nomem ? NULL : json_integer(v);
+}
+
+json_t *cmdipc__json_build(const char *b, size_t n) {
+    build_t p = {b, 0, n};
+    return n == 0 ? NULL : build_value(&p);
 }

@@ -17,8 +17,9 @@ Per profile it computes:
              handler and response callback, which call back into libcmdipc) are
              not in it
   cmdjson    the part of that which is JSON work done by libcmdipc itself: the
-             envelope scanner (validation of every line), the JSON writer and
-             the checks of values given to the API (JSON_FUNCS below), with what
+             envelope scanner (validation of every line), the json_t builder
+             (payloads a handler or callback reads), the JSON writer and the
+             checks of values given to the API (JSON_FUNCS below), with what
              they call
   routing    cmdipc minus cmdjson: cmdipc's own non-JSON work (routing, calls,
              framing, ids, hashing, allocation)
@@ -37,7 +38,8 @@ JSON_FUNCS = {
     "cmdipc__scan", "scan_string", "scan_str", "scan_number", "scan_literal", "push_key",
     "check_dups", "key_cmp", "member_slot", "cmdipc__json_unescape", "cmdipc__buf_put_json",
     "cmdipc__buf_put_jstrn", "cmdipc__buf_put_jstr", "json_check_rec", "cmdipc__json_check",
-    "cmdipc__utf8_valid", "put_str",
+    "cmdipc__utf8_valid", "put_str", "cmdipc__json_build", "build_value", "build_str",
+    "build_ws", "parse_int", "num_copy", "cmdipc__strtod",
 }
 
 
@@ -161,7 +163,7 @@ def main():
     line("callgrind/unix/cmdipc_outside_jansson", own,
          "(libcmdipc and what it calls, libjansson excluded)")
     line("callgrind/unix/cmdipc_json", per_rt(cmd_n, cmd_h, "cmdjson", n),
-         "(of which JSON work in libcmdipc: envelope scanner, writer, value checks)")
+         "(of which JSON work in libcmdipc: envelope scanner, json_t builder, writer, value checks)")
     line("callgrind/unix/cmdipc_non_json", per_rt(cmd_n, cmd_h, "routing", n),
          "(target <= 10,000: routing, calls, framing, ids, hashing, allocation)")
     for label, full, half in (("cmdipc", cmd_n, cmd_h), ("json_floor", flo_n, flo_h)):

@@ -46,6 +46,30 @@ static int same(cmdipc_msg_t *a, cmdipc_msg_t *b) {
     return json_equal(pa, pb);
 }
 
+/* Whatever the scanner accepts as a whole, the json_t builder must turn into
+ * the value jansson reads from it: same tree, same member order, same
+ * numbers (compared by json_equal and by their compact dumps). */
+static void build_vs_jansson(const uint8_t *data, size_t size) {
+    cmdipc_limits_t lim;
+    cmdipc__env_t env;
+    cmdipc_limits_init(&lim);
+    if (size == 0 || cmdipc__scan((const char *)data, size, &lim, &env, NULL) != 0)
+        return;
+    json_error_t je;
+    json_t *ref = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &je);
+    json_t *got = cmdipc__json_build((const char *)data, size);
+    if (ref == NULL || got == NULL || !json_equal(ref, got))
+        report("built value differs from jansson's", data, size, 0, ref == NULL);
+    char *dr = json_dumps(ref, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *dg = json_dumps(got, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (dr == NULL || dg == NULL || strcmp(dr, dg) != 0)
+        report("built value dumps differently from jansson's", data, size, 0, 0);
+    free(dr);
+    free(dg);
+    json_decref(ref);
+    json_decref(got);
+}
+
 void cmdipc_fuzz_decode(const uint8_t *data, size_t size) {
     const char *buf = (const char *)data;
     cmdipc_msg_t *a = NULL, *b = NULL, *c = NULL;
@@ -83,6 +107,7 @@ void cmdipc_fuzz_decode(const uint8_t *data, size_t size) {
     cmdipc_msg_free(a);
     cmdipc_msg_free(b);
     cmdipc_msg_free(c);
+    build_vs_jansson(data, size);
 }
 
 #ifdef CMDIPC_LIBFUZZER
