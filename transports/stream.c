@@ -118,9 +118,6 @@ static void start_shutdown(cmdipc__conn_t *c) {
 }
 
 static void flush(cmdipc__conn_t *c);
-/* The connection whose lines are being delivered on this thread: what it
- * makes us send to other connections is relayed. */
-static _Thread_local cmdipc__conn_t *relaying;
 
 void cmdipc__conn_close(cmdipc__conn_t *c, int graceful, int status) {
     if (c->state == C_CLOSING)
@@ -330,11 +327,11 @@ static int conn_send(cmdipc__conn_t *c, cmdipc_msg_t *m) {
          * two thirds of what the peer sent last time: one early write and
          * one at the end of the read batch that produced the replies (8 at
          * small windows, where waking the peer early is what counts; 16 at
-         * large ones, where the write calls are). */
+         * large ones, where the write calls are). What a hub relays counts
+         * the same. */
         unsigned batch = c->last_batch * 2 / 3;
         batch = batch < FLUSH_MIN ? FLUSH_MIN : batch > FLUSH_MAX ? FLUSH_MAX : batch;
-        if ((++c->pending_msgs >= batch && (relaying == NULL || relaying == c)) ||
-            c->pending.len >= FLUSH_BYTES) {
+        if (++c->pending_msgs >= batch || c->pending.len >= FLUSH_BYTES) {
             flush(c);
         } else if (before == 0 && !c->delivering) {
             uv_check_start(&c->check, check_cb);
@@ -358,10 +355,8 @@ static int conn_send(cmdipc__conn_t *c, cmdipc_msg_t *m) {
 static void deliver_lines(cmdipc__conn_t *c) {
     size_t max_line = c->lim.limits.max_line;
     /* Replies produced while this batch is delivered are flushed at its end
-     * (or every 8), without scheduling an end-of-iteration flush. */
+     * (or in batches), without scheduling an end-of-iteration flush. */
     c->delivering = 1;
-    cmdipc__conn_t *outer = relaying;
-    relaying = c;
     unsigned nlines = 0;
     while (c->state == C_OPEN && !c->paused) {
         char *nl = memchr(c->rbuf + c->rscan, '\n', c->rend - c->rscan);
@@ -374,7 +369,6 @@ static void deliver_lines(cmdipc__conn_t *c) {
         c->rstart = c->rscan = at + len;
         if (len > max_line) {
             c->delivering = 0;
-            relaying = outer;
             conn_fail(c, CMDIPC_ELINETOOLONG, "line longer than the limit");
             return;
         }
@@ -385,7 +379,6 @@ static void deliver_lines(cmdipc__conn_t *c) {
     }
     c->last_batch = nlines;
     c->delivering = 0;
-    relaying = outer;
     if (c->pending.len > 0 && !c->writing && c->state != C_CLOSING)
         flush(c);
     if (c->rstart == c->rend) {
