@@ -39,7 +39,7 @@ figures() {
 if ! pkg-config --exists libzmq 2>/dev/null; then
     echo "zmq: skipped: libzmq3-dev not installed (apt-get install libzmq3-dev)"
 elif ! cc -O2 -std=c11 -D_GNU_SOURCE -I"$here" "$here/zmq_peer.c" "$here/bench.c" \
-    $(pkg-config --cflags --libs libzmq libsodium) -o "$tmp/zmq_peer"; then
+    $(pkg-config --cflags --libs libzmq libsodium libuv) -o "$tmp/zmq_peer"; then
     echo "zmq: skipped: zmq_peer.c did not build" >&2
 else
     figures "$tmp/zmq_peer" "$secs"
