@@ -7,7 +7,8 @@
 #                printed is "tests: N passed, N failed, N skipped"
 #   make demo    run the multi-service example, then the cmdipc CLI walkthrough
 #   make bench   benchmarks in build-release/ (every figure with its ratio to the
-#                baseline measured in the same run; under 5 minutes)
+#                baseline measured in the same run, then every target: ok or
+#                MISSED; under 5 minutes)
 #   make bench-peers  ZeroMQ and Node.js next to cmdipc (not part of make bench)
 #   make format  clang-format the C sources
 #   make clean   remove the build directories
@@ -89,6 +90,7 @@ bench-build = $(call configure,build-release,--buildtype=release -Dbenchmarks=tr
 bench: deps
 	@$(bench-build)
 	CMDIPC_BENCH_SECONDS=$(BENCH_SECONDS) meson test -C build-release --benchmark --verbose
+	@python3 test/bench/targets.py build-release/meson-logs/testlog.json
 
 # cmdipc next to ZeroMQ (REQ/REP, DEALER/ROUTER) and a Node.js NDJSON ping-pong.
 bench-peers: deps

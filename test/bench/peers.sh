@@ -2,12 +2,13 @@
 # peers.sh — cmdipc next to its peers, side by side on this machine (not part of
 # make test nor make bench; `make bench-peers` installs the peers and runs it):
 #
-#   zmq/ipc/req_rep/1, zmq/ipc/dealer_router/64   ZeroMQ (libzmq from Debian) over
-#       ipc://, the bytes of cmdipc's math.add request and response as opaque
-#       messages (zmq_peer.c, built here into a temporary directory)
+#   zmq/{ipc,tcp}/req_rep/1, zmq/{ipc,tcp}/dealer_router/64   ZeroMQ (libzmq from
+#       Debian) over ipc:// and TCP loopback, the bytes of cmdipc's math.add request
+#       and response as opaque messages (zmq_peer.c, built here into a temporary
+#       directory)
 #   node/unix/ndjson/1, /64                      Node.js NDJSON ping-pong over a Unix
 #       socket, JSON.parse + JSON.stringify on both sides (node_peer.js)
-#   ping_pongs/unix/...                          cmdipc and its floors (ping_pongs)
+#   ping_pongs/{unix,tcp}/...                    cmdipc and its floors (ping_pongs)
 #
 # then cmdipc's ratio to each peer, with 1 and with 64 calls outstanding. A peer
 # that is not installed is skipped with a message.
@@ -52,23 +53,29 @@ else
 fi
 
 figures "$ping_pongs" "$secs" unix/
+figures "$ping_pongs" "$secs" tcp/
 
 # cmdipc's ratio to each peer measured above.
 rate() { awk -v n="$1" '$1 == n { print $2; exit }' "$out"; }
-compare() { # k, then peer figure names
-    local k=$1 c
-    shift
-    c=$(rate "ping_pongs/unix/cmdipc/$k")
+compare() { # transport, k, then pairs: peer figure name, target ratio (- for none)
+    local transport=$1 k=$2 c
+    shift 2
+    c=$(rate "ping_pongs/$transport/cmdipc/$k")
     [ -n "$c" ] || return 0
-    for p in "$@"; do
-        local r
+    while [ $# -ge 2 ]; do
+        local p=$1 t=$2 r
+        shift 2
         r=$(rate "$p")
         if [ -n "$r" ]; then
-            awk -v c="$c" -v r="$r" -v k="$k" -v p="$p" 'BEGIN {
-                printf "%-34s %10s %.2fx %s (cmdipc %.0f rt/s, peer %.0f rt/s)\n",
-                       "peers/unix/" k, "cmdipc is", c / r, p, c, r }'
+            awk -v c="$c" -v r="$r" -v tr="$transport" -v k="$k" -v p="$p" -v t="$t" 'BEGIN {
+                target = t == "-" ? "" : sprintf("; target >= %sx: %s", t,
+                                                 c / r >= t ? "ok" : "MISSED")
+                printf "%-34s %10s %.2fx %s (cmdipc %.0f rt/s, peer %.0f rt/s%s)\n",
+                       "peers/" tr "/" k, "cmdipc is", c / r, p, c, r, target }'
         fi
     done
 }
-compare 1 zmq/ipc/req_rep/1 node/unix/ndjson/1
-compare 64 zmq/ipc/dealer_router/64 node/unix/ndjson/64
+compare unix 1 zmq/ipc/req_rep/1 1.2 node/unix/ndjson/1 -
+compare unix 64 zmq/ipc/dealer_router/64 0.5 node/unix/ndjson/64 1.2
+compare tcp 1 zmq/tcp/req_rep/1 1.2
+compare tcp 64 zmq/tcp/dealer_router/64 0.5

@@ -1,20 +1,25 @@
-/* zmq_peer — ZeroMQ round trips over ipc:// with the bytes cmdipc puts on the
- * wire for math.add (a 126-byte request line, a 160-byte response line) as
- * opaque messages: no JSON work. The server is a forked process.
+/* zmq_peer — ZeroMQ round trips over ipc:// and TCP loopback with the bytes
+ * cmdipc puts on the wire for math.add (a 126-byte request line, a 160-byte
+ * response line) as opaque messages: no JSON work. The server is a forked
+ * process.
  *
  *   zmq/ipc/req_rep/1          REQ/REP, one request outstanding
  *   zmq/ipc/dealer_router/64   DEALER/ROUTER, 64 requests outstanding
+ *   zmq/tcp/req_rep/1, zmq/tcp/dealer_router/64   the same over tcp://127.0.0.1
  *
  * Built and run by test/bench/peers.sh (not part of make bench):
- *   cc zmq_peer.c bench.c $(pkg-config --cflags --libs libzmq libsodium)
+ *   cc zmq_peer.c bench.c $(pkg-config --cflags --libs libzmq libsodium libuv)
  *
  * Usage: zmq_peer [seconds per figure] */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -164,6 +169,23 @@ static bench_result_t run(int router, int k, const char *name) {
     return r;
 }
 
+/* A loopback port nobody listens on right now. */
+static int free_tcp_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        fprintf(stderr, "zmq_peer: no free port\n");
+        exit(1);
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
 int main(int argc, char **argv) {
     seconds = bench_seconds(argc, argv, 2.0);
     snprintf(endpoint, sizeof(endpoint), "ipc:///tmp/cmdipc-zmq-%d.ipc", (int)getpid());
@@ -172,5 +194,11 @@ int main(int argc, char **argv) {
     bench_result_t b = run(1, 64, "zmq/ipc/dealer_router/64");
     bench_print(&b, NULL);
     unlink(endpoint + strlen("ipc://"));
+    snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d", free_tcp_port());
+    a = run(0, 1, "zmq/tcp/req_rep/1");
+    bench_print(&a, NULL);
+    snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d", free_tcp_port());
+    b = run(1, 64, "zmq/tcp/dealer_router/64");
+    bench_print(&b, NULL);
     return 0;
 }
