@@ -1,10 +1,13 @@
 /* Benchmark helpers (see bench.h). */
+#include <arpa/inet.h>
 #include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -62,6 +65,22 @@ static uint64_t usage_us(int who) {
 
 uint64_t bench_cpu_self_us(void) { return usage_us(RUSAGE_SELF); }
 uint64_t bench_cpu_children_us(void) { return usage_us(RUSAGE_CHILDREN); }
+
+int bench_free_tcp_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        fprintf(stderr, "bench: no free TCP port\n");
+        exit(1);
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
 
 bench_result_t bench_median(const bench_result_t *r, int n) {
     int order[16];

@@ -48,6 +48,10 @@ void bench_print(const bench_result_t *r, const bench_result_t *baseline);
  * its baseline's, so a noisy neighbour on the machine moves both). */
 bench_result_t bench_median(const bench_result_t *r, int n);
 
+/* A TCP port on 127.0.0.1 that nobody listens on right now (bound to port 0,
+ * read back, closed); exits the benchmark if there is none. */
+int bench_free_tcp_port(void);
+
 /* The duration of each figure, from argv[1] or CMDIPC_BENCH_SECONDS. */
 double bench_seconds(int argc, char **argv, double def);
 

@@ -981,20 +981,6 @@ static bench_result_t run_async_baseline(int k) {
 
 static int wanted(const char *name) { return filter == NULL || strstr(name, filter) != NULL; }
 
-static int free_tcp_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-        die("port", 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 int main(int argc, char **argv) {
     seconds = bench_seconds(argc, argv, 2.0);
     filter = argc > 2 ? argv[2] : NULL;
@@ -1013,7 +999,7 @@ int main(int argc, char **argv) {
             bench_result_t raw = {0}, best = {0}, direct = {0};
             snprintf(name, sizeof(name), "ping_pongs/%s/raw/%d", label, k);
             if (wanted(name)) {
-                tcp_port = free_tcp_port();
+                tcp_port = bench_free_tcp_port();
                 raw = run_raw(t, M_RAW, k, label);
                 bench_print(&raw, NULL);
             }
@@ -1021,7 +1007,7 @@ int main(int argc, char **argv) {
                 snprintf(name, sizeof(name), "ping_pongs/%s/%s/%d", label, mode_names[m], k);
                 if (!wanted(name))
                     continue;
-                tcp_port = free_tcp_port();
+                tcp_port = bench_free_tcp_port();
                 bench_result_t j = run_raw(t, m, k, label);
                 bench_print(&j, raw.rate > 0 ? &raw : NULL);
                 if (j.rate > best.rate)
@@ -1029,7 +1015,7 @@ int main(int argc, char **argv) {
             }
             snprintf(name, sizeof(name), "ping_pongs/%s/cmdipc/%d", label, k);
             if (wanted(name)) {
-                tcp_port = free_tcp_port();
+                tcp_port = bench_free_tcp_port();
                 bench_result_t c = run_cmdipc(t, k, label, VIA_NONE);
                 bench_print(&c, best.rate > 0 ? &best : NULL);
                 if (raw.rate > 0)

@@ -11,15 +11,12 @@
  *   cc zmq_peer.c bench.c $(pkg-config --cflags --libs libzmq libsodium libuv)
  *
  * Usage: zmq_peer [seconds per figure] */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -169,23 +166,6 @@ static bench_result_t run(int router, int k, const char *name) {
     return r;
 }
 
-/* A loopback port nobody listens on right now. */
-static int free_tcp_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
-        fprintf(stderr, "zmq_peer: no free port\n");
-        exit(1);
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 int main(int argc, char **argv) {
     seconds = bench_seconds(argc, argv, 2.0);
     snprintf(endpoint, sizeof(endpoint), "ipc:///tmp/cmdipc-zmq-%d.ipc", (int)getpid());
@@ -194,10 +174,10 @@ int main(int argc, char **argv) {
     bench_result_t b = run(1, 64, "zmq/ipc/dealer_router/64");
     bench_print(&b, NULL);
     unlink(endpoint + strlen("ipc://"));
-    snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d", free_tcp_port());
+    snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d", bench_free_tcp_port());
     a = run(0, 1, "zmq/tcp/req_rep/1");
     bench_print(&a, NULL);
-    snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d", free_tcp_port());
+    snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d", bench_free_tcp_port());
     b = run(1, 64, "zmq/tcp/dealer_router/64");
     bench_print(&b, NULL);
     return 0;
