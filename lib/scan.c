@@ -769,56 +769,40 @@ static int build_str(build_t *p, const char **out, size_t *len, char **heap) {
 static json_t *build_value(build_t *p) {
     build_ws(p);
     char c = p->b[p->i];
-    if (c == '{') {
-        json_t *o = json_object();
+    if (c == '{' || c == '[') {
+        int obj = c == '{';
+        char close = obj ? '}' : ']';
+        json_t *box = obj ? json_object() : json_array();
         p->i++;
         build_ws(p);
-        if (p->b[p->i] == '}') {
+        if (p->b[p->i] == close) {
             p->i++;
-            return o;
+            return box;
         }
-        while (o != NULL) {
-            const char *k;
-            size_t kn;
-            char *heap;
-            build_ws(p);
-            if (build_str(p, &k, &kn, &heap) != 0) {
-                json_decref(o);
-                return NULL;
+        while (box != NULL) {
+            const char *k = NULL;
+            size_t kn = 0;
+            char *heap = NULL;
+            if (obj) {
+                build_ws(p);
+                if (build_str(p, &k, &kn, &heap) != 0)
+                    break;
+                build_ws(p);
+                p->i++; /* ':' */
             }
-            build_ws(p);
-            p->i++; /* ':' */
+            /* Both setters take the value's reference, also when they fail. */
             json_t *v = build_value(p);
-            int rc = v == NULL ? -1 : json_object_setn_new_nocheck(o, k, kn, v);
+            int rc = v == NULL ? -1
+                     : obj     ? json_object_setn_new_nocheck(box, k, kn, v)
+                               : json_array_append_new(box, v);
             free(heap);
-            if (rc != 0) {
-                json_decref(o);
-                return NULL;
-            }
+            if (rc != 0)
+                break;
             build_ws(p);
-            if (p->b[p->i++] == '}')
-                return o;
+            if (p->b[p->i++] == close)
+                return box;
         }
-        return NULL;
-    }
-    if (c == '[') {
-        json_t *a = json_array();
-        p->i++;
-        build_ws(p);
-        if (p->b[p->i] == ']') {
-            p->i++;
-            return a;
-        }
-        while (a != NULL) {
-            json_t *v = build_value(p);
-            if (v == NULL || json_array_append_new(a, v) != 0) {
-                json_decref(a);
-                return NULL;
-            }
-            build_ws(p);
-            if (p->b[p->i++] == ']')
-                return a;
-        }
+        json_decref(box);
         return NULL;
     }
     if (c == '"') {
