@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -65,6 +67,16 @@ static uint64_t usage_us(int who) {
 
 uint64_t bench_cpu_self_us(void) { return usage_us(RUSAGE_SELF); }
 uint64_t bench_cpu_children_us(void) { return usage_us(RUSAGE_CHILDREN); }
+
+uint64_t bench_stop_child(pid_t pid) {
+    struct rusage ru;
+    int st;
+    kill(pid, SIGKILL);
+    if (wait4(pid, &st, 0, &ru) != pid)
+        return 0;
+    return (uint64_t)ru.ru_utime.tv_sec * 1000000 + (uint64_t)ru.ru_utime.tv_usec +
+           (uint64_t)ru.ru_stime.tv_sec * 1000000 + (uint64_t)ru.ru_stime.tv_usec;
+}
 
 int bench_free_tcp_port(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);

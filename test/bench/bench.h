@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <uv.h>
 
@@ -47,6 +48,10 @@ void bench_print(const bench_result_t *r, const bench_result_t *baseline);
 /* The result with the median rate of n (rounds of a figure interleaved with
  * its baseline's, so a noisy neighbour on the machine moves both). */
 bench_result_t bench_median(const bench_result_t *r, int n);
+
+/* Kills a forked peer (SIGKILL), reaps it and returns the CPU time it used
+ * (user + system), in microseconds. */
+uint64_t bench_stop_child(pid_t pid);
 
 /* A TCP port on 127.0.0.1 that nobody listens on right now (bound to port 0,
  * read back, closed); exits the benchmark if there is none. */

@@ -263,19 +263,23 @@ static void srv_channel_cb(cmdipc_registry_t *r, cmdipc_channel_t *ch,
         _exit(0);
 }
 
-static void serve_cmdipc(int transport) {
+/* A forked process's registry: listens on the bench socket, optionally
+ * serves math.add, signals ready and runs until killed. */
+static void serve_registry(const char *id, int transport, int with_add) {
     uv_loop_t loop;
     cmdipc_registry_t *r;
     char url[200];
     uv_loop_init(&loop);
     cmdipc_registry_opts_t o;
     cmdipc_registry_opts_init(&o);
-    o.id = "server";
+    o.id = id;
     if (cmdipc_registry_new(&loop, &o, &r) != 0)
         die("registry", 0);
-    cmdipc_registry_set_channel_cb(r, srv_channel_cb, NULL);
-    cmdipc_command_def_t def = {CMDIPC_COMMAND_DEF_VERSION, "math.add", NULL, NULL};
-    cmdipc_registry_register(r, &def, add_fn, NULL, NULL, NULL);
+    if (with_add) {
+        cmdipc_registry_set_channel_cb(r, srv_channel_cb, NULL);
+        cmdipc_command_def_t def = {CMDIPC_COMMAND_DEF_VERSION, "math.add", NULL, NULL};
+        cmdipc_registry_register(r, &def, add_fn, NULL, NULL, NULL);
+    }
     if (transport == T_UNIX)
         snprintf(url, sizeof(url), "unix://%s", unix_path);
     else
@@ -289,27 +293,11 @@ static void serve_cmdipc(int transport) {
     _exit(0);
 }
 
+static void serve_cmdipc(int transport) { serve_registry("server", transport, 1); }
+
 /* The hub: a root registry listening on the socket, routing between the
  * client and the server behind it. */
-static void serve_hub(void) {
-    uv_loop_t loop;
-    cmdipc_registry_t *r;
-    char url[200];
-    uv_loop_init(&loop);
-    cmdipc_registry_opts_t o;
-    cmdipc_registry_opts_init(&o);
-    o.id = "hub";
-    if (cmdipc_registry_new(&loop, &o, &r) != 0)
-        die("registry", 0);
-    snprintf(url, sizeof(url), "unix://%s", unix_path);
-    unlink(unix_path);
-    int rc = cmdipc_listen(r, url, NULL, NULL);
-    if (rc != 0)
-        die("cmdipc_listen", rc);
-    signal_ready();
-    uv_run(&loop, UV_RUN_DEFAULT);
-    _exit(0);
-}
+static void serve_hub(void) { serve_registry("hub", T_UNIX, 0); }
 
 static void behind_registered(cmdipc_registry_t *r, int status, const char *id,
                               void *data) {
@@ -491,15 +479,6 @@ static pid_t start_server(int transport, int mode, int is_cmdipc) {
     return pid;
 }
 
-static uint64_t stop_server(pid_t pid) {
-    struct rusage ru;
-    int st;
-    kill(pid, SIGKILL);
-    wait4(pid, &st, 0, &ru);
-    return (uint64_t)ru.ru_utime.tv_sec * 1000000 + (uint64_t)ru.ru_utime.tv_usec +
-           (uint64_t)ru.ru_stime.tv_sec * 1000000 + (uint64_t)ru.ru_stime.tv_usec;
-}
-
 /* ===========================================================================
  * Measurement phases shared by the clients: warm up, measure, stop. */
 
@@ -613,7 +592,7 @@ static bench_result_t run_raw(int transport, int mode, int k, const char *label)
     phase_start(&cli_phase, &loop);
     uint64_t srv0 = bench_cpu_children_us();
     uv_run(&loop, UV_RUN_DEFAULT);
-    uint64_t srv_cpu = stop_server(pid);
+    uint64_t srv_cpu = bench_stop_child(pid);
     (void)srv0;
     uv_walk(&loop, walk_close, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -739,9 +718,9 @@ static bench_result_t run_cmdipc(int transport, int k, const char *label, int vi
         die("connect", rc);
     cc.phase.on_stage = cc_stage;
     uv_run(&loop, UV_RUN_DEFAULT);
-    uint64_t srv_cpu = stop_server(pid);
+    uint64_t srv_cpu = bench_stop_child(pid);
     if (mid_pid)
-        srv_cpu += stop_server(mid_pid);
+        srv_cpu += bench_stop_child(mid_pid);
     uv_loop_close(&loop);
     snprintf(name, sizeof(name), "ping_pongs/%s/%s/%d", label,
              via == VIA_RELAY ? "relay" : "cmdipc", k);

@@ -95,15 +95,6 @@ static pid_t start_server(int router) {
     return pid;
 }
 
-static uint64_t stop_server(pid_t pid) {
-    struct rusage ru;
-    int st;
-    kill(pid, SIGKILL);
-    wait4(pid, &st, 0, &ru);
-    return (uint64_t)ru.ru_utime.tv_sec * 1000000 + (uint64_t)ru.ru_utime.tv_usec +
-           (uint64_t)ru.ru_stime.tv_sec * 1000000 + (uint64_t)ru.ru_stime.tv_usec;
-}
-
 /* The client keeps k requests outstanding for 200 ms of warm-up, then
  * measures for `seconds`. Replies come back in order (one connection). */
 static bench_result_t run(int router, int k, const char *name) {
@@ -151,7 +142,7 @@ static bench_result_t run(int router, int k, const char *name) {
     uint64_t t1 = now_ns(), cpu1 = bench_cpu_self_us();
     zmq_close(s);
     zmq_ctx_term(ctx);
-    uint64_t srv_cpu = stop_server(pid);
+    uint64_t srv_cpu = bench_stop_child(pid);
     bench_result_t r;
     double secs = (double)(t1 - t0) / 1e9;
     r.name = name;
