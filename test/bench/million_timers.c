@@ -30,6 +30,7 @@
 #include <cmdipc.h>
 
 #include "bench.h"
+#include "sink.h"
 
 static size_t N = 1000000;
 
@@ -144,57 +145,6 @@ static bench_result_t run_uv(void) {
 /* ===========================================================================
  * cmdipc: executes through a sink channel. */
 
-typedef struct sink_s {
-    cmdipc_channel_t *ch;
-    uv_timer_t closer;
-    int started;
-    uint64_t sent;
-} sink_t;
-
-static int sink_start(cmdipc_channel_t *ch, uv_loop_t *loop) {
-    sink_t *s = cmdipc_channel_impl(ch);
-    uv_timer_init(loop, &s->closer);
-    s->closer.data = s;
-    s->started = 1;
-    return 0;
-}
-
-static int sink_send(cmdipc_channel_t *ch, cmdipc_msg_t *msg) {
-    sink_t *s = cmdipc_channel_impl(ch);
-    s->sent++;
-    cmdipc_msg_free(msg);
-    return 0;
-}
-
-static void sink_closed_cb(uv_timer_t *t) {
-    sink_t *s = t->data;
-    cmdipc_channel_closed(s->ch, 0);
-}
-
-static void sink_close(cmdipc_channel_t *ch, int graceful) {
-    (void)graceful;
-    sink_t *s = cmdipc_channel_impl(ch);
-    uv_timer_start(&s->closer, sink_closed_cb, 0, 0); /* reported later, never inside */
-}
-
-static void sink_handle_closed(uv_handle_t *h) { free(h->data); }
-
-static void sink_free(cmdipc_channel_t *ch) {
-    sink_t *s = cmdipc_channel_impl(ch);
-    if (s->started)
-        uv_close((uv_handle_t *)&s->closer, sink_handle_closed);
-    else
-        free(s);
-}
-
-static const cmdipc_channel_ops_t sink_ops = {
-    .version = CMDIPC_CHANNEL_OPS_VERSION,
-    .start = sink_start,
-    .send = sink_send,
-    .close = sink_close,
-    .free = sink_free,
-};
-
 static cmdipc_registry_t *reg;
 
 static void exec_done(cmdipc_req_t *req, int status, json_t *result, const char *msg,
@@ -224,12 +174,9 @@ static bench_result_t run_cmdipc(const bench_result_t *base) {
     o.max_outbound_pending = 0; /* no cap */
     if (cmdipc_registry_new(&loop, &o, &reg) != 0)
         die("registry", 0);
-    sink_t *s = calloc(1, sizeof(*s));
-    int rc = cmdipc_channel_new("sink", &sink_ops, s, &s->ch);
+    int rc = bench_sink_attach(reg, "sink");
     if (rc != 0)
-        die("channel", rc);
-    if ((rc = cmdipc_registry_attach(reg, s->ch)) != 0)
-        die("attach", rc);
+        die("sink channel", rc);
     uv_run(&loop, UV_RUN_NOWAIT); /* the attach handshake */
 
     json_t *request = json_pack("{s:i}", "n", 1);

@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "sink.h"
 #include "internal.h"
 #include "transport_int.h"
 
@@ -213,55 +214,6 @@ static void size_commands_and_listeners(uv_loop_t *loop) {
 /* ===========================================================================
  * Pending calls: through a channel that swallows everything. */
 
-typedef struct sink_s {
-    cmdipc_channel_t *ch;
-    uv_timer_t closer;
-    int started;
-} sink_t;
-
-static int sink_start(cmdipc_channel_t *ch, uv_loop_t *loop) {
-    sink_t *s = cmdipc_channel_impl(ch);
-    uv_timer_init(loop, &s->closer);
-    s->closer.data = s;
-    s->started = 1;
-    return 0;
-}
-
-static int sink_send(cmdipc_channel_t *ch, cmdipc_msg_t *msg) {
-    (void)ch;
-    cmdipc_msg_free(msg);
-    return 0;
-}
-
-static void sink_closed_cb(uv_timer_t *t) {
-    sink_t *s = t->data;
-    cmdipc_channel_closed(s->ch, 0);
-}
-
-static void sink_close(cmdipc_channel_t *ch, int graceful) {
-    (void)graceful;
-    sink_t *s = cmdipc_channel_impl(ch);
-    uv_timer_start(&s->closer, sink_closed_cb, 0, 0);
-}
-
-static void sink_handle_closed(uv_handle_t *h) { free(h->data); }
-
-static void sink_free(cmdipc_channel_t *ch) {
-    sink_t *s = cmdipc_channel_impl(ch);
-    if (s->started)
-        uv_close((uv_handle_t *)&s->closer, sink_handle_closed);
-    else
-        free(s);
-}
-
-static const cmdipc_channel_ops_t sink_ops = {
-    .version = CMDIPC_CHANNEL_OPS_VERSION,
-    .start = sink_start,
-    .send = sink_send,
-    .close = sink_close,
-    .free = sink_free,
-};
-
 static size_t canceled;
 
 static void exec_done(cmdipc_req_t *req, int status, json_t *result, const char *msg,
@@ -281,9 +233,7 @@ static void size_pending_calls(uv_loop_t *loop) {
     o.max_outbound_pending = 0;
     if (cmdipc_registry_new(loop, &o, &r) != 0)
         die("registry", 0);
-    sink_t *s = calloc(1, sizeof(*s));
-    if (cmdipc_channel_new("sink", &sink_ops, s, &s->ch) != 0 ||
-        cmdipc_registry_attach(r, s->ch) != 0)
+    if (bench_sink_attach(r, "sink") != 0)
         die("sink", 0);
     settle(loop, 10);
     json_t *request = json_pack("{s:i,s:i}", "a", 1, "b", 2);
