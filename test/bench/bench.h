@@ -16,6 +16,16 @@
 
 #include <uv.h>
 
+/* The lines cmdipc puts on the wire for math.add {"a":1,"b":2} and its
+ * answer: what the baselines and the peers send in its place. */
+#define REQ_LINE                                                                         \
+    "{\"id\":\"6f1c2d4e-8a9b-4c3d-9e2f-1a2b3c4d5e6f\",\"type\":\"execute.command."       \
+    "request\",\"commandId\":\"math.add\",\"request\":{\"a\":1,\"b\":2}}\n"
+#define RES_LINE                                                                         \
+    "{\"id\":\"0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d\",\"type\":\"execute.command."       \
+    "response\",\"thid\":\"6f1c2d4e-8a9b-4c3d-9e2f-1a2b3c4d5e6f\",\"response\":{\"ok\":" \
+    "true,\"result\":3}}\n"
+
 /* Latency samples (ns), kept in a bounded reservoir. */
 typedef struct bench_lat_s {
     uint64_t *v;

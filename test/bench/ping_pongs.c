@@ -50,14 +50,6 @@ enum { T_UNIX, T_TCP };
 enum { M_RAW, M_JSON_READ, M_JSON_MSG, M_JSON_8 };
 static const char *const mode_names[] = {"raw", "json_per_read", "json_per_msg", "json_flush8"};
 
-#define REQ_LINE                                                                       \
-    "{\"id\":\"6f1c2d4e-8a9b-4c3d-9e2f-1a2b3c4d5e6f\",\"type\":\"execute.command."   \
-    "request\",\"commandId\":\"math.add\",\"request\":{\"a\":1,\"b\":2}}\n"
-#define RES_LINE                                                                       \
-    "{\"id\":\"0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d\",\"type\":\"execute.command."   \
-    "response\",\"thid\":\"6f1c2d4e-8a9b-4c3d-9e2f-1a2b3c4d5e6f\",\"response\":{\"ok\":" \
-    "true,\"result\":3}}\n"
-
 static void die(const char *what, int rc) {
     fprintf(stderr, "ping_pongs: %s: %s\n", what, rc ? uv_strerror(rc) : "failed");
     exit(1);
@@ -455,28 +447,18 @@ static pid_t start_proc(void (*fn)(void)) {
 }
 
 /* Forks a server; returns its pid once it listens. */
+static int srv_transport, srv_mode, srv_is_cmdipc;
+
+static void serve_server(void) {
+    if (srv_is_cmdipc)
+        serve_cmdipc(srv_transport);
+    else
+        serve_raw(srv_transport, srv_mode);
+}
+
 static pid_t start_server(int transport, int mode, int is_cmdipc) {
-    int fds[2];
-    if (pipe(fds) != 0)
-        die("pipe", 0);
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the benchmark */
-        close(fds[0]);
-        ready_fd = fds[1];
-        if (is_cmdipc)
-            serve_cmdipc(transport);
-        else
-            serve_raw(transport, mode);
-        _exit(0);
-    }
-    close(fds[1]);
-    char c;
-    if (read(fds[0], &c, 1) != 1)
-        die("server did not start", 0);
-    close(fds[0]);
-    return pid;
+    srv_transport = transport, srv_mode = mode, srv_is_cmdipc = is_cmdipc;
+    return start_proc(serve_server);
 }
 
 /* ===========================================================================

@@ -25,14 +25,6 @@
 
 #include "bench.h"
 
-#define REQ_LINE                                                                         \
-    "{\"id\":\"6f1c2d4e-8a9b-4c3d-9e2f-1a2b3c4d5e6f\",\"type\":\"execute.command."       \
-    "request\",\"commandId\":\"math.add\",\"request\":{\"a\":1,\"b\":2}}\n"
-#define RES_LINE                                                                         \
-    "{\"id\":\"0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d\",\"type\":\"execute.command."       \
-    "response\",\"thid\":\"6f1c2d4e-8a9b-4c3d-9e2f-1a2b3c4d5e6f\",\"response\":{\"ok\":" \
-    "true,\"result\":3}}\n"
-
 static double seconds = 2.0;
 static char endpoint[128];
 
