@@ -592,6 +592,47 @@ TEST(plain_run_matches_bytewise_definition) {
     }
 }
 
+/* cmdipc__json_build against json_loadb on texts the scanner accepts: the
+ * same value, member order and number types (compared as compact dumps). */
+TEST(json_build_matches_jansson) {
+    static const char *const texts[] = {
+        "{}", "[]", "{\"a\":1,\"b\":2}", "[1,-2,0,-0,9223372036854775807,-9223372036854775808]",
+        "[1.5,-0.0,1e3,1E-3,2.5e+10,123456789012345678901234567890.5,1e-400]",
+        "{\"s\":\"plain\",\"e\":\"tab\\tquote\\\"slash\\/bs\\\\\",\"u\":\"\\u00e9\\ud83d\\ude00\"}",
+        "{\"k\\u00e9y\":true,\"k\\\"2\":false,\"n\":null}",
+        " { \"sp\" : [ 1 , { \"x\" : [ ] } , \"\\n\" ] } ",
+        "[\"caf\xc3\xa9\",\"\xf0\x9f\x98\x80\",\"\"]",
+        "{\"z\":1,\"a\":2,\"m\":{\"b\":[[[[[[[[1]]]]]]]]}}",
+        "[123456789012345678,-123456789012345678,1234567890123456789]",
+    };
+    cmdipc_limits_t lim;
+    cmdipc_limits_init(&lim);
+    for (size_t t = 0; t < sizeof(texts) / sizeof(texts[0]); t++) {
+        const char *text = texts[t];
+        cmdipc__env_t env;
+        ASSERT_OK(cmdipc__scan(text, strlen(text), &lim, &env, NULL));
+        json_error_t je;
+        json_t *ref = json_loadb(text, strlen(text), JSON_REJECT_DUPLICATES, &je);
+        json_t *got = cmdipc__json_build(text, strlen(text));
+        ASSERT_NOT_NULL(ref);
+        ASSERT_NOT_NULL(got);
+        ASSERT(json_equal(ref, got));
+        char *dr = json_dumps(ref, JSON_COMPACT), *dg = json_dumps(got, JSON_COMPACT);
+        ASSERT_STR_EQ(dg, dr);
+        free(dr);
+        free(dg);
+        json_decref(ref);
+        json_decref(got);
+    }
+    /* A scalar on its own (a payload can be one). */
+    json_t *v = cmdipc__json_build("-12.5e1", 7);
+    ASSERT(json_is_real(v) && json_real_value(v) == -125.0);
+    json_decref(v);
+    v = cmdipc__json_build("\"x\\u0041\"", 9);
+    ASSERT_STR_EQ(json_string_value(v), "xA");
+    json_decref(v);
+}
+
 TEST(buf_basics) {
     cmdipc__buf_t b;
     cmdipc__buf_init(&b);
@@ -736,6 +777,7 @@ TEST_ENTRY(check_id)
 TEST_ENTRY(buf_put_jstr_escapes)
 TEST_ENTRY(buf_put_jstr_every_byte_parses_back)
 TEST_ENTRY(plain_run_matches_bytewise_definition)
+TEST_ENTRY(json_build_matches_jansson)
 TEST_ENTRY(buf_basics)
 TEST_ENTRY(json_prescan_positions)
 TEST_ENTRY(json_prescan_nul_after_backslash)
