@@ -119,6 +119,12 @@ def main(argv):
              "hub between two processes, 64 outstanding",
              h and "%.2fx the direct connection" % (h["ratio"] or 0), ">= 0.5x")
 
+    rl = figs.get("ping_pongs/unix_hub/relay/64")
+    vs = re.search(r"vs relay ([\d.]+)x", " ".join(details.get("ping_pongs/unix_hub/cmdipc/64", [])))
+    if rl is not None and rl["ratio"] is not None and vs is not None:
+        print("  info    the same through a byte relay (no parsing): %.2fx the direct connection; "
+              "the hub %sx the relay" % (rl["ratio"], vs.group(1)))
+
     for k, target in ((1, 0.9), (64, 0.6)):
         m = figs.get("ping_pongs/memory_2threads/cmdipc/%d" % k)
         c.report(None if m is None or m["ratio"] is None else m["ratio"] >= target,
