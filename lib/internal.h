@@ -207,9 +207,9 @@ static inline size_t cmdipc__plain_run(const unsigned char *p, size_t n) {
                   space = _mm_set1_epi8(0x20);
     for (; i + 16 <= n; i += 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
-        __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote),
-                                                 _mm_cmpeq_epi8(v, bslash)),
-                                    _mm_cmplt_epi8(v, space));
+        __m128i stop = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+            _mm_cmplt_epi8(v, space));
         unsigned mask = (unsigned)_mm_movemask_epi8(stop);
         if (mask != 0)
             return i + (size_t)__builtin_ctz(mask);
@@ -222,9 +222,11 @@ static inline size_t cmdipc__plain_run(const unsigned char *p, size_t n) {
         /* A lane's high bit: '"' or '\\' (zero after the xor), below 0x20
          * (the subtraction wraps), or 0x80 and above. Borrows only run
          * upwards from a hit, so the lowest bit set is the first hit. */
-        uint64_t hit = (((q - ones) & ~q) | ((bs - ones) & ~bs) | (w - ones * 0x20) | w) & highs;
+        uint64_t hit =
+            (((q - ones) & ~q) | ((bs - ones) & ~bs) | (w - ones * 0x20) | w) & highs;
         if (hit != 0) {
-#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) &&                                      \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
             return i + ((size_t)__builtin_ctzll(hit) >> 3);
 #else
             break;

@@ -562,7 +562,8 @@ static size_t plain_run_ref(const unsigned char *p, size_t n) {
 }
 
 TEST(plain_run_matches_bytewise_definition) {
-    static const unsigned char stops[] = {'"', '\\', 0x00, 0x01, 0x1f, 0x80, 0x9f, 0xa0, 0xff};
+    static const unsigned char stops[] = {'"',  '\\', 0x00, 0x01, 0x1f,
+                                          0x80, 0x9f, 0xa0, 0xff};
     static const unsigned char plain[] = {' ', '!', '#', '[', ']', 'a', '~', 0x7f};
     unsigned char buf[48];
     for (size_t n = 0; n <= 40; n++) {
@@ -587,7 +588,8 @@ TEST(plain_run_matches_bytewise_definition) {
     for (int r = 0; r < 20000; r++) {
         size_t n = rng_below(sizeof(buf) + 1);
         for (size_t i = 0; i < n; i++)
-            buf[i] = (unsigned char)(rng_below(8) ? 0x20 + rng_below(0x60) : rng_below(256));
+            buf[i] =
+                (unsigned char)(rng_below(8) ? 0x20 + rng_below(0x60) : rng_below(256));
         ASSERT_EQ(cmdipc__plain_run(buf, n), plain_run_ref(buf, n));
     }
 }
@@ -596,9 +598,13 @@ TEST(plain_run_matches_bytewise_definition) {
  * same value, member order and number types (compared as compact dumps). */
 TEST(json_build_matches_jansson) {
     static const char *const texts[] = {
-        "{}", "[]", "{\"a\":1,\"b\":2}", "[1,-2,0,-0,9223372036854775807,-9223372036854775808]",
+        "{}",
+        "[]",
+        "{\"a\":1,\"b\":2}",
+        "[1,-2,0,-0,9223372036854775807,-9223372036854775808]",
         "[1.5,-0.0,1e3,1E-3,2.5e+10,123456789012345678901234567890.5,1e-400]",
-        "{\"s\":\"plain\",\"e\":\"tab\\tquote\\\"slash\\/bs\\\\\",\"u\":\"\\u00e9\\ud83d\\ude00\"}",
+        "{\"s\":\"plain\",\"e\":\"tab\\tquote\\\"slash\\/"
+        "bs\\\\\",\"u\":\"\\u00e9\\ud83d\\ude00\"}",
         "{\"k\\u00e9y\":true,\"k\\\"2\":false,\"n\":null}",
         " { \"sp\" : [ 1 , { \"x\" : [ ] } , \"\\n\" ] } ",
         "[\"caf\xc3\xa9\",\"\xf0\x9f\x98\x80\",\"\"]",

@@ -41,7 +41,8 @@
 #include "bench.h"
 
 static double seconds = 2.0;
-#define ROUNDS 3 /* interleaved rounds of the figures compared across processes or threads */
+/* Interleaved rounds of the figures compared across processes or threads. */
+#define ROUNDS 3
 static const char *filter;
 static char unix_path[108];
 static int tcp_port;
@@ -689,7 +690,8 @@ static bench_result_t run_cmdipc(int transport, int k, const char *label, int vi
         die("registry", 0);
     cmdipc_registry_set_channel_cb(cc.r, cc_channel, NULL);
     if (transport == T_UNIX)
-        snprintf(url, sizeof(url), "unix://%s", via == VIA_RELAY ? relay_path : unix_path);
+        snprintf(url, sizeof(url), "unix://%s",
+                 via == VIA_RELAY ? relay_path : unix_path);
     else
         snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", tcp_port);
     cmdipc_connect_opts_t co;
@@ -991,16 +993,19 @@ int main(int argc, char **argv) {
             if (t == T_UNIX && wanted(name)) {
                 bench_result_t d[ROUNDS], rl[ROUNDS], h[ROUNDS];
                 for (int r = 0; r < ROUNDS; r++) {
-                    d[r] = r == 0 && direct.rate > 0 ? direct : run_cmdipc(t, k, label, VIA_NONE);
+                    d[r] = r == 0 && direct.rate > 0 ? direct
+                                                     : run_cmdipc(t, k, label, VIA_NONE);
                     rl[r] = run_cmdipc(t, k, "unix_hub", VIA_RELAY);
                     h[r] = run_cmdipc(t, k, "unix_hub", VIA_HUB);
                 }
-                bench_result_t dm = bench_median(d, ROUNDS), rm = bench_median(rl, ROUNDS),
+                bench_result_t dm = bench_median(d, ROUNDS),
+                               rm = bench_median(rl, ROUNDS),
                                hm = bench_median(h, ROUNDS);
                 bench_print(&rm, &dm);
                 bench_print(&hm, &dm);
-                printf("%-34s %10s vs relay %.2fx; medians of %d rounds, direct %.0f rt/s\n", "",
-                       "", hm.rate / rm.rate, ROUNDS, dm.rate);
+                printf(
+                    "%-34s %10s vs relay %.2fx; medians of %d rounds, direct %.0f rt/s\n",
+                    "", "", hm.rate / rm.rate, ROUNDS, dm.rate);
             }
         }
     }

@@ -43,8 +43,8 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "sink.h"
 #include "internal.h"
+#include "sink.h"
 #include "transport_int.h"
 
 static char unix_path[108];
