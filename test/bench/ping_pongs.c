@@ -660,6 +660,22 @@ static void cc_channel(cmdipc_registry_t *r, cmdipc_channel_t *ch, cmdipc_channe
     }
 }
 
+/* The client registry of a figure, calling with k outstanding through the
+ * channel named router. */
+static void cc_init(uv_loop_t *loop, int k, const char *router) {
+    memset(&cc, 0, sizeof(cc));
+    cc.loop = loop;
+    cc.k = k;
+    cc.request = json_pack("{s:i,s:i}", "a", 1, "b", 2);
+    bench_lat_init(&cc.lat, 200000);
+    cmdipc_registry_opts_t o;
+    cmdipc_registry_opts_init(&o);
+    o.id = "client";
+    o.router_channel = router;
+    if (cmdipc_registry_new(loop, &o, &cc.r) != 0)
+        die("registry", 0);
+}
+
 /* via: VIA_HUB through a hub process, VIA_RELAY through the byte relay
  * (both with transport T_UNIX), or VIA_NONE. */
 enum { VIA_NONE, VIA_HUB, VIA_RELAY };
@@ -677,17 +693,7 @@ static bench_result_t run_cmdipc(int transport, int k, const char *label, int vi
             mid_pid = start_proc(serve_relay);
     }
     uv_loop_init(&loop);
-    memset(&cc, 0, sizeof(cc));
-    cc.loop = &loop;
-    cc.k = k;
-    cc.request = json_pack("{s:i,s:i}", "a", 1, "b", 2);
-    bench_lat_init(&cc.lat, 200000);
-    cmdipc_registry_opts_t o;
-    cmdipc_registry_opts_init(&o);
-    o.id = "client";
-    o.router_channel = hub ? "hub" : "server";
-    if (cmdipc_registry_new(&loop, &o, &cc.r) != 0)
-        die("registry", 0);
+    cc_init(&loop, k, hub ? "hub" : "server");
     cmdipc_registry_set_channel_cb(cc.r, cc_channel, NULL);
     if (transport == T_UNIX)
         snprintf(url, sizeof(url), "unix://%s",
@@ -697,7 +703,7 @@ static bench_result_t run_cmdipc(int transport, int k, const char *label, int vi
     cmdipc_connect_opts_t co;
     cmdipc_connect_opts_init(&co);
     co.reconnect = 0;
-    int rc = cmdipc_connect(cc.r, url, o.router_channel, &co, NULL);
+    int rc = cmdipc_connect(cc.r, url, hub ? "hub" : "server", &co, NULL);
     if (rc != 0)
         die("connect", rc);
     cc.phase.on_stage = cc_stage;
@@ -771,17 +777,7 @@ static bench_result_t run_memory(int threads, int k) {
     } else {
         mem_server_setup(&srv, &loop);
     }
-    memset(&cc, 0, sizeof(cc));
-    cc.loop = &loop;
-    cc.k = k;
-    cc.request = json_pack("{s:i,s:i}", "a", 1, "b", 2);
-    bench_lat_init(&cc.lat, 200000);
-    cmdipc_registry_opts_t o;
-    cmdipc_registry_opts_init(&o);
-    o.id = "client";
-    o.router_channel = "server";
-    if (cmdipc_registry_new(&loop, &o, &cc.r) != 0)
-        die("registry", 0);
+    cc_init(&loop, k, "server");
     cmdipc_registry_set_channel_cb(cc.r, cc_channel, NULL);
     cc.phase.on_stage = cc_stage;
     if (cmdipc_registry_attach(cc.r, cend) != 0)
