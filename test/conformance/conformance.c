@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 
 #include <jansson.h>
+#include <sodium.h>
 #include <uv.h>
 
 #include "cmdipc.h"
@@ -1536,16 +1537,6 @@ static void step_inbound(vec_t *v, const json_t *step) {
     free(text);
 }
 
-static int hexval(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static void step_inbound_raw(vec_t *v, const json_t *step) {
     static const char *const keys[] = {"direction", "from",        "line",
                                        "lineHex",   "description", NULL};
@@ -1566,7 +1557,7 @@ static void step_inbound_raw(vec_t *v, const json_t *step) {
     if (line != NULL) {
         mock_deliver(v, m, json_string_value(line), json_string_length(line));
     } else {
-        const char *h = json_string_value(hex);
+        const char *h = json_string_value(hex), *end = NULL;
         size_t n = strlen(h), k = 0;
         char *buf;
         if (n % 2 != 0) {
@@ -1574,14 +1565,11 @@ static void step_inbound_raw(vec_t *v, const json_t *step) {
             return;
         }
         buf = xcalloc(n / 2 + 1, 1);
-        for (size_t i = 0; i < n; i += 2) {
-            int hi = hexval(h[i]), lo = hexval(h[i + 1]);
-            if (hi < 0 || lo < 0) {
-                vfail(v, "vector error: lineHex holds a non-hex digit");
-                free(buf);
-                return;
-            }
-            buf[k++] = (char)(hi * 16 + lo);
+        if (sodium_hex2bin((unsigned char *)buf, n / 2 + 1, h, n, NULL, &k, &end) != 0 ||
+            end != h + n) {
+            vfail(v, "vector error: lineHex holds a non-hex digit");
+            free(buf);
+            return;
         }
         mock_deliver(v, m, buf, k);
         free(buf);
