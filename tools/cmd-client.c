@@ -86,6 +86,26 @@ static int client_init(cli_app_t *app, const char *name, const char *url,
     return cli_app_init(app, &ro, handle_signals);
 }
 
+/* A one-shot sub-command (call, list, emit): its registry, on_up (and
+ * on_closed, if any) with data, then connect and run to the exit code.
+ * owned (a request or payload, may be NULL) is released either way. */
+static int client_run(cli_app_t *app, const char *name, const char *url,
+                      const client_opts_t *o, void *data,
+                      void (*on_up)(cli_app_t *, cmdipc_channel_t *),
+                      void (*on_closed)(cli_app_t *, int), json_t *owned) {
+    int rc = client_init(app, name, url, o, 0);
+    if (rc == 0) {
+        app->data = data;
+        app->on_up = on_up;
+        if (on_closed != NULL)
+            app->on_closed = on_closed;
+        cli_app_connect(app);
+        rc = cli_app_run(app);
+    }
+    json_decref(owned);
+    return rc;
+}
+
 #define CONNECT_OPTS                                                                     \
     "  --connect-timeout DURATION   give up connecting after DURATION (default 10s)\n"   \
     "  -v, --verbose                say what happens on stderr (-vv: debug)\n"           \
@@ -197,17 +217,8 @@ int cmd_call(int argc, char **argv) {
         return rc;
     if (n == 3 && (rc = cli_parse_json("the request", pos[2], &c.request)) != 0)
         return rc;
-    if ((rc = client_init(&c.app, "cmdipc-call", pos[0], &c.o, 0)) != 0) {
-        json_decref(c.request);
-        return rc;
-    }
-    c.app.data = &c;
-    c.app.on_up = call_up;
-    c.app.on_closed = call_closed;
-    cli_app_connect(&c.app);
-    rc = cli_app_run(&c.app);
-    json_decref(c.request);
-    return rc;
+    return client_run(&c.app, "cmdipc-call", pos[0], &c.o, &c, call_up, call_closed,
+                      c.request);
 }
 
 /* ===========================================================================
@@ -343,12 +354,7 @@ int cmd_list(int argc, char **argv) {
         return rc < 0 ? 0 : rc;
     if (n < 1)
         return cli_usage("expected ADDR");
-    if ((rc = client_init(&l.app, "cmdipc-list", pos[0], &l.o, 0)) != 0)
-        return rc;
-    l.app.data = &l;
-    l.app.on_up = list_up;
-    cli_app_connect(&l.app);
-    return cli_app_run(&l.app);
+    return client_run(&l.app, "cmdipc-list", pos[0], &l.o, &l, list_up, NULL, NULL);
 }
 
 /* ===========================================================================
@@ -433,16 +439,7 @@ int cmd_emit(int argc, char **argv) {
                          e.event);
     if (n == 3 && (rc = cli_parse_json("the payload", pos[2], &e.payload)) != 0)
         return rc;
-    if ((rc = client_init(&e.app, "cmdipc-emit", pos[0], &e.o, 0)) != 0) {
-        json_decref(e.payload);
-        return rc;
-    }
-    e.app.data = &e;
-    e.app.on_up = emit_up;
-    cli_app_connect(&e.app);
-    rc = cli_app_run(&e.app);
-    json_decref(e.payload);
-    return rc;
+    return client_run(&e.app, "cmdipc-emit", pos[0], &e.o, &e, emit_up, NULL, e.payload);
 }
 
 /* ===========================================================================
