@@ -95,6 +95,8 @@ const char *cmdipc_drop_reason_name(cmdipc_drop_reason_t reason) {
             return "late_answer";
         case CMDIPC_DROP_CLOSED:
             return "closed";
+        case CMDIPC_DROP_UNSENT:
+            return "unsent";
         default:
             return NULL;
     }

@@ -62,6 +62,21 @@ static inline void cmdipc__queue_move(cmdipc__queue_t *from, cmdipc__queue_t *to
 }
 
 /* ---------------------------------------------------------------------------
+ * Memory (alloc.c): every allocation of the library goes through these, so
+ * cmdipc_replace_allocator() sees all of it. */
+
+void *cmdipc__malloc(size_t n);
+void *cmdipc__calloc(size_t count, size_t n);
+void *cmdipc__realloc(void *p, size_t n);
+void cmdipc__free(void *p);
+char *cmdipc__strdup(const char *s); /* NULL for NULL */
+
+/* 0 + a <= b: a + b, saturating at UINT64_MAX (deadlines, backoff). */
+static inline uint64_t cmdipc__add_sat(uint64_t a, uint64_t b) {
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* ---------------------------------------------------------------------------
  * Small blocks from a per-thread cache (pool.c): for messages, calls and
  * requests. A block from cmdipc__palloc() is freed with cmdipc__pfree(), on
  * any thread. */
@@ -373,6 +388,12 @@ typedef struct cmdipc__deferred_s {
     int queued;
 } cmdipc__deferred_t;
 
+typedef struct cmdipc__close_waiter_s {
+    struct cmdipc__close_waiter_s *next;
+    cmdipc_close_cb cb;
+    void *data;
+} cmdipc__close_waiter_t;
+
 enum { /* timer kinds */
        CMDIPC__T_EXEC = 1,
        CMDIPC__T_REG,
@@ -381,11 +402,11 @@ enum { /* timer kinds */
        CMDIPC__T_LIST
 };
 
-enum { /* states of a channel */
+enum { /* states of a channel (channel.c) */
        CMDIPC__CH_NEW = 0,
        CMDIPC__CH_ATTACHED,
        CMDIPC__CH_CLOSING, /* detached, ops->close called, waiting for closed */
-       CMDIPC__CH_CLOSED   /* closed reported; free pending */
+       CMDIPC__CH_CLOSED   /* closed reported; released with its last reference */
 };
 
 /* Something awaiting an answer on a channel (its target): a local execute, a
@@ -415,8 +436,10 @@ struct cmdipc_channel_s {
     cmdipc__queue_t calls; /* cmdipc_call_t from here */
     cmdipc__queue_t from;  /* routes and child registrations originating here */
     cmdipc_limits_t limits;
-    cmdipc__deferred_t deferred; /* fail (slow consumer) or free */
-    cmdipc__deferred_t eof_close; /* graceful close once a half-closed peer is answered */
+    unsigned refs;                /* the registry's, queued tasks', a dispatch's */
+    cmdipc__deferred_t fail_task; /* abrupt close (slow consumer, error) */
+    cmdipc__deferred_t eof_task;  /* graceful close once a half-closed peer is answered */
+    cmdipc__deferred_t release_task; /* drops the registry's reference after closed */
 };
 
 typedef struct cmdipc__cmd_s cmdipc__cmd_t;
@@ -488,11 +511,11 @@ struct cmdipc_registry_s {
     cmdipc__deferred_t command_events_deferred;
 
     int closing;
-    int busy;             /* dispatches and emits in progress */
+    int busy;             /* dispatches, emits and the teardown in progress */
     int teardown_pending; /* closed during one of them */
     int handles_open;
-    cmdipc_close_cb close_cb;
-    void *close_data;
+    int handles_closing; /* uv_close called on timer and idle: nothing may be deferred */
+    cmdipc__close_waiter_t *close_waiters; /* close callbacks, in call order */
     unsigned channels_closing;
     uv_timer_t timer;
     uv_idle_t idle;
@@ -522,24 +545,33 @@ struct cmdipc_registry_s {
 };
 
 /* registry.c */
-int cmdipc__channel_set_id(cmdipc_channel_t *ch, const char *id);
 uint64_t cmdipc__now(const cmdipc_registry_t *r);
 void cmdipc__defer(cmdipc_registry_t *r, cmdipc__deferred_t *d);
+/* Takes d off the deferred queue if it is queued (also from the batch being
+ * run). Returns 1 if it was queued. */
+int cmdipc__undefer(cmdipc_registry_t *r, cmdipc__deferred_t *d);
 void cmdipc__deadline_arm(cmdipc_registry_t *r, cmdipc__timer_t *t, uint64_t deadline);
 void cmdipc__deadline_cancel(cmdipc_registry_t *r, cmdipc__timer_t *t);
-void cmdipc__log(const cmdipc_registry_t *r, cmdipc_log_level_t level, const char *fmt, ...)
-    CMDIPC__PRINTF(3, 4);
+void cmdipc__log(const cmdipc_registry_t *r, cmdipc_log_level_t level, const char *fmt,
+                 ...) CMDIPC__PRINTF(3, 4);
+void cmdipc__maybe_finish_close(cmdipc_registry_t *r);
+
+/* channel.c */
+int cmdipc__channel_set_id(cmdipc_channel_t *ch, const char *id);
 /* Hands m to ch. Returns 0 or the transport's status (m is consumed). */
 int cmdipc__send(cmdipc_channel_t *ch, cmdipc_msg_t *m);
 /* Hands m to ch; if the channel cannot take it, closes the channel as a slow
- * consumer. For messages that cannot be refused to a caller. */
+ * consumer. For messages that cannot be refused to a caller. What cannot be
+ * sent is counted (CMDIPC_DROP_UNSENT). */
 void cmdipc__send_or_fail(cmdipc_channel_t *ch, cmdipc_msg_t *m);
 /* Schedules an abrupt close of ch with status (from a safe point). */
 void cmdipc__channel_fail(cmdipc_channel_t *ch, int status);
 void cmdipc__in_flight_inc(cmdipc_channel_t *ch);
 void cmdipc__in_flight_dec(cmdipc_channel_t *ch);
-void cmdipc__eof_close_later(cmdipc_channel_t *ch);
-void cmdipc__maybe_finish_close(cmdipc_registry_t *r);
+/* Resumes reading on ch if it was paused and is below half the cap. */
+void cmdipc__channel_resume(cmdipc_channel_t *ch);
+/* Closes every attached channel gracefully (registry close). */
+void cmdipc__channel_close_all(cmdipc_registry_t *r);
 /* Ends a dispatch or emit; runs a close requested meanwhile. */
 void cmdipc__busy_leave(cmdipc_registry_t *r);
 
@@ -616,10 +648,12 @@ typedef struct cmdipc__list_s cmdipc__list_t;
 void cmdipc__list_expired(cmdipc__list_t *l);
 void cmdipc__lists_cancel_all(cmdipc_registry_t *r);
 void cmdipc__dispatch(cmdipc_channel_t *ch, cmdipc_msg_t *m);
-void cmdipc__channel_detach(cmdipc_channel_t *ch, int status);
-void cmdipc__channel_up(cmdipc_channel_t *ch);
 /* Fails what awaited an answer from ch and forgets its commands. */
 void cmdipc__channel_forget_target(cmdipc_channel_t *ch);
+/* Everything rule 12 asks when ch's link goes away (for good or until a
+ * reconnect): forget_target, then the calls, routes and child
+ * registrations that came from ch. */
+void cmdipc__channel_forget(cmdipc_channel_t *ch);
 void cmdipc__router_attached(cmdipc_registry_t *r);
 void cmdipc__reg_expired(cmdipc__reg_t *g);
 void cmdipc__route_expired(cmdipc_registry_t *r, cmdipc__route_t *rt);

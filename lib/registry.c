@@ -17,16 +17,6 @@ struct cmdipc_resource_s {
     int closing;
 };
 
-/* Detaches ch (the registry side of a close) and asks its transport to
- * close it. The registry counts it as closing first: the application's
- * channel callback, run during the detach, may close the registry, which
- * must then wait for this channel too. */
-static void channel_begin_close(cmdipc_channel_t *ch, int status, int graceful) {
-    ch->reg->channels_closing++;
-    cmdipc__channel_detach(ch, status);
-    ch->ops->close(ch, graceful);
-}
-
 /* ---------------------------------------------------------------------------
  * Logging. */
 
@@ -73,7 +63,7 @@ static char *xstrdup(const char *s) {
     if (s == NULL)
         return NULL;
     size_t n = strlen(s) + 1;
-    char *p = malloc(n);
+    char *p = cmdipc__malloc(n);
     if (p != NULL)
         memcpy(p, s, n);
     return p;
@@ -106,13 +96,29 @@ static void idle_cb(uv_idle_t *h) {
 void cmdipc__defer(cmdipc_registry_t *r, cmdipc__deferred_t *d) {
     if (d->queued)
         return;
+    /* Nothing may be queued once the registry's handles are closing: the
+     * close waits until the queue is empty and no task can queue more. */
+    assert(!r->handles_closing &&
+           "work deferred on a registry whose handles are closing");
     d->queued = 1;
     cmdipc__queue_insert_tail(&r->deferred, &d->link);
-    if (r->deferred_count++ == 0 && r->handles_open)
+    if (r->deferred_count++ == 0 && !r->handles_closing)
         uv_idle_start(&r->idle, idle_cb);
 }
 
-size_t cmdipc_registry_deferred_count(const cmdipc_registry_t *r) { return r->deferred_count; }
+int cmdipc__undefer(cmdipc_registry_t *r, cmdipc__deferred_t *d) {
+    if (!d->queued)
+        return 0;
+    /* Also right when d sits in the batch idle_cb is running. */
+    cmdipc__queue_remove(&d->link);
+    d->queued = 0;
+    r->deferred_count--;
+    return 1;
+}
+
+size_t cmdipc_registry_deferred_count(const cmdipc_registry_t *r) {
+    return r->deferred_count;
+}
 
 /* ---------------------------------------------------------------------------
  * Deadlines: a min-heap driven by one uv timer. */
@@ -137,7 +143,7 @@ static void timer_cb(uv_timer_t *t);
 
 static void timer_rearm(cmdipc_registry_t *r) {
     cmdipc__timer_t *top = cmdipc__heap_top(&r->heap);
-    if (r->clock != uv_clock || !r->handles_open)
+    if (r->clock != uv_clock || r->closing)
         return;
     if (top == NULL) {
         if (r->timer_armed != UINT64_MAX) {
@@ -247,7 +253,7 @@ int cmdipc_registry_new(uv_loop_t *loop, const cmdipc_registry_opts_t *opts,
     if ((rc = cmdipc__global_init()) != 0)
         return rc;
 
-    cmdipc_registry_t *r = calloc(1, sizeof(*r));
+    cmdipc_registry_t *r = cmdipc__calloc(1, sizeof(*r));
     if (r == NULL)
         return UV_ENOMEM;
     r->loop = loop;
@@ -256,9 +262,9 @@ int cmdipc_registry_new(uv_loop_t *loop, const cmdipc_registry_opts_t *opts,
     r->id = xstrdup(opts->id ? opts->id : uuid);
     r->router_id = xstrdup(opts->router_channel);
     if (r->id == NULL || (opts->router_channel != NULL && r->router_id == NULL)) {
-        free(r->id);
-        free(r->router_id);
-        free(r);
+        cmdipc__free(r->id);
+        cmdipc__free(r->router_id);
+        cmdipc__free(r);
         return UV_ENOMEM;
     }
     r->request_ttl_ms = opts->request_ttl_ms;
@@ -341,26 +347,34 @@ static void registry_free(cmdipc_registry_t *r) {
     cmdipc__events_free(r);
     cmdipc__map_free(&r->channels);
     cmdipc__heap_free(&r->heap);
-    free(r->id);
-    free(r->router_id);
-    free(r);
+    cmdipc__free(r->id);
+    cmdipc__free(r->router_id);
+    cmdipc__free(r);
 }
 
+/* Every close callback asked for, in the order the closes were called
+ * (a close callback may call cmdipc_registry_close again: that one runs
+ * too), then the registry is freed. */
 static void handle_closed_cb(uv_handle_t *h) {
     cmdipc_registry_t *r = h->data;
     if (--r->handles_open > 0)
         return;
-    if (r->close_cb != NULL)
-        r->close_cb(r, r->close_data);
+    while (r->close_waiters != NULL) {
+        cmdipc__close_waiter_t *w = r->close_waiters;
+        r->close_waiters = w->next;
+        w->cb(r, w->data);
+        cmdipc__free(w);
+    }
     registry_free(r);
 }
 
 void cmdipc__maybe_finish_close(cmdipc_registry_t *r) {
-    if (!r->closing || r->handles_open != 2 || r->channels_closing > 0 ||
-        !cmdipc__queue_empty(&r->resources) || r->deferred_count > 0)
+    if (!r->closing || r->teardown_pending || r->busy > 0 || r->handles_closing ||
+        r->channels_closing > 0 || !cmdipc__queue_empty(&r->resources) ||
+        r->deferred_count > 0)
         return;
-    if (uv_is_closing((uv_handle_t *)&r->timer))
-        return;
+    r->handles_closing = 1;
+    uv_idle_stop(&r->idle);
     r->timer.data = r;
     r->idle.data = r;
     uv_close((uv_handle_t *)&r->timer, handle_closed_cb);
@@ -376,13 +390,36 @@ static void resource_close(cmdipc_resource_t *res) {
 
 static void registry_teardown(cmdipc_registry_t *r);
 
+/* Adds cb to the callbacks run when the close completes. Returns 0 or
+ * UV_ENOMEM. */
+static int add_close_waiter(cmdipc_registry_t *r, cmdipc_close_cb cb, void *data) {
+    if (cb == NULL)
+        return 0;
+    cmdipc__close_waiter_t *w = cmdipc__malloc(sizeof(*w));
+    if (w == NULL)
+        return UV_ENOMEM;
+    w->cb = cb;
+    w->data = data;
+    w->next = NULL;
+    cmdipc__close_waiter_t **pp = &r->close_waiters;
+    while (*pp != NULL)
+        pp = &(*pp)->next;
+    *pp = w;
+    return 0;
+}
+
 void cmdipc_registry_close(cmdipc_registry_t *r, cmdipc_close_cb cb, void *data) {
-    assert(r != NULL && !r->closing && "cmdipc_registry_close called twice");
-    if (r == NULL || r->closing)
+    if (r == NULL)
         return;
+    if (add_close_waiter(r, cb, data) != 0) {
+        /* Out of memory for the record of the callback: it cannot be kept,
+         * so it is the one thing this close will not call. */
+        cmdipc__log(r, CMDIPC_LOG_ERROR,
+                    "registry close: out of memory, close callback lost");
+    }
+    if (r->closing)
+        return; /* already closing: cb (if any) runs when that close completes */
     r->closing = 1;
-    r->close_cb = cb;
-    r->close_data = data;
     cmdipc__log(r, CMDIPC_LOG_DEBUG, "registry closing");
     /* Called from a handler or listener while a message is being
      * dispatched: new work is refused from now on, and the teardown waits
@@ -395,13 +432,18 @@ void cmdipc_registry_close(cmdipc_registry_t *r, cmdipc_close_cb cb, void *data)
 }
 
 void cmdipc__busy_leave(cmdipc_registry_t *r) {
-    if (--r->busy == 0 && r->teardown_pending) {
+    if (--r->busy > 0)
+        return;
+    if (r->teardown_pending) {
         r->teardown_pending = 0;
         registry_teardown(r);
+    } else if (r->closing) {
+        cmdipc__maybe_finish_close(r);
     }
 }
 
 static void registry_teardown(cmdipc_registry_t *r) {
+    r->busy++; /* nothing below finishes the close halfway */
 
     /* Outbound calls and registrations complete with CMDIPC_ECANCELED. */
     cmdipc__reqs_cancel_all(r);
@@ -409,10 +451,7 @@ static void registry_teardown(cmdipc_registry_t *r) {
     cmdipc__lists_cancel_all(r);
 
     /* Channels close gracefully (what is queued is flushed). */
-    while (!cmdipc__queue_empty(&r->channel_list)) {
-        cmdipc_channel_t *ch = cmdipc__container_of(r->channel_list.next, cmdipc_channel_t, link);
-        channel_begin_close(ch, CMDIPC_ECLOSED, 1);
-    }
+    cmdipc__channel_close_all(r);
     /* Calls from local executes: their answers will be dropped. */
     cmdipc__calls_orphan(r, &r->calls);
 
@@ -425,307 +464,9 @@ static void registry_teardown(cmdipc_registry_t *r) {
     uv_timer_stop(&r->timer);
     cmdipc__heap_free(&r->heap);
     r->timer_armed = UINT64_MAX;
-    /* Even with nothing pending, the close callback runs on a later turn. */
-    if (r->deferred_count == 0)
-        cmdipc__maybe_finish_close(r);
-}
-
-/* ---------------------------------------------------------------------------
- * Channels. */
-
-int cmdipc_channel_new(const char *id, const cmdipc_channel_ops_t *ops, void *impl,
-                       cmdipc_channel_t **out) {
-    if (out == NULL)
-        return UV_EINVAL;
-    *out = NULL;
-    if (cmdipc__check_id(id) || ops == NULL || ops->version == 0 || ops->send == NULL ||
-        ops->close == NULL)
-        return UV_EINVAL;
-    cmdipc_channel_t *ch = calloc(1, sizeof(*ch));
-    if (ch == NULL)
-        return UV_ENOMEM;
-    ch->id = xstrdup(id);
-    if (ch->id == NULL) {
-        free(ch);
-        return UV_ENOMEM;
-    }
-    ch->ops = ops;
-    ch->impl = impl;
-    ch->state = CMDIPC__CH_NEW;
-    cmdipc__map_init(&ch->out);
-    cmdipc__queue_init(&ch->calls);
-    cmdipc__queue_init(&ch->from);
-    cmdipc__queue_init(&ch->link);
-    cmdipc_limits_init(&ch->limits);
-    *out = ch;
-    return 0;
-}
-
-static void channel_release(cmdipc_channel_t *ch) {
-    if (ch->ops->free != NULL)
-        ch->ops->free(ch);
-    cmdipc__map_free(&ch->out);
-    free(ch->id);
-    free(ch);
-}
-
-void cmdipc_channel_free(cmdipc_channel_t *ch) {
-    if (ch == NULL)
-        return;
-    assert(ch->reg == NULL && "cmdipc_channel_free on an attached channel");
-    if (ch->reg != NULL)
-        return;
-    channel_release(ch);
-}
-
-const char *cmdipc_channel_id(const cmdipc_channel_t *ch) { return ch->id; }
-void *cmdipc_channel_impl(const cmdipc_channel_t *ch) { return ch->impl; }
-cmdipc_registry_t *cmdipc_channel_registry(const cmdipc_channel_t *ch) { return ch->reg; }
-void *cmdipc_channel_get_data(const cmdipc_channel_t *ch) { return ch->data; }
-void cmdipc_channel_set_data(cmdipc_channel_t *ch, void *data) { ch->data = data; }
-
-int cmdipc_channel_peer(const cmdipc_channel_t *ch, cmdipc_peer_info_t *out) {
-    if (ch == NULL || out == NULL)
-        return UV_EINVAL;
-    memset(out, 0, sizeof(*out));
-    out->url = "";
-    out->remote = "";
-    if (ch->ops->peer == NULL)
-        return UV_ENOTSUP;
-    return ch->ops->peer(ch, out);
-}
-
-int cmdipc_channel_is_up(const cmdipc_channel_t *ch) {
-    return ch->state == CMDIPC__CH_ATTACHED && !ch->down && !ch->failing;
-}
-
-void cmdipc_channel_set_limits(cmdipc_channel_t *ch, const cmdipc_limits_t *lim) {
-    if (lim != NULL)
-        ch->limits = *lim;
-}
-
-cmdipc_channel_t *cmdipc_registry_channel(cmdipc_registry_t *r, const char *id) {
-    if (r == NULL || id == NULL)
-        return NULL;
-    cmdipc__hnode_t *n = cmdipc__map_get(&r->channels, id);
-    return n ? cmdipc__container_of(n, cmdipc_channel_t, node) : NULL;
-}
-
-int cmdipc_registry_attach(cmdipc_registry_t *r, cmdipc_channel_t *ch) {
-    int rc;
-    if (r == NULL || ch == NULL)
-        return UV_EINVAL;
-    if (r->closing)
-        return CMDIPC_ECLOSED;
-    if (ch->reg != NULL || ch->state != CMDIPC__CH_NEW)
-        return UV_EBUSY;
-    if (cmdipc__map_get(&r->channels, ch->id) != NULL)
-        return UV_EEXIST;
-    if (ch->ops->start != NULL && (rc = ch->ops->start(ch, r->loop)) != 0)
-        return rc;
-    ch->node.key = ch->id;
-    if (cmdipc__map_put(&r->channels, &ch->node) != 0)
-        return UV_ENOMEM;
-    ch->reg = r;
-    ch->state = CMDIPC__CH_ATTACHED;
-    ch->deferred.queued = 0;
-    cmdipc__queue_insert_tail(&r->channel_list, &ch->link);
-    r->stats.channels_attached++;
-    cmdipc__log(r, CMDIPC_LOG_INFO, "channel %s attached", ch->id);
-
-    if (r->channel_cb != NULL)
-        r->channel_cb(r, ch, CMDIPC_CHANNEL_ATTACHED, 0, r->channel_cb_data);
-    if (ch->state == CMDIPC__CH_ATTACHED && !ch->down)
-        cmdipc__channel_up(ch);
-    return 0;
-}
-
-int cmdipc__send(cmdipc_channel_t *ch, cmdipc_msg_t *m) {
-    if (ch->state != CMDIPC__CH_ATTACHED || ch->failing || ch->down) {
-        cmdipc_msg_free(m);
-        return CMDIPC_ECLOSED;
-    }
-    int rc = ch->ops->send(ch, m);
-    if (rc == 0)
-        ch->reg->stats.msgs_out++;
-    return rc;
-}
-
-static void channel_fail_cb(cmdipc__deferred_t *d) {
-    cmdipc_channel_t *ch = cmdipc__container_of(d, cmdipc_channel_t, deferred);
-    if (ch->state != CMDIPC__CH_ATTACHED)
-        return;
-    channel_begin_close(ch, ch->failing, 0);
-}
-
-void cmdipc__channel_fail(cmdipc_channel_t *ch, int status) {
-    if (ch->state != CMDIPC__CH_ATTACHED || ch->failing)
-        return;
-    cmdipc_registry_t *r = ch->reg;
-    ch->failing = status;
-    if (status == CMDIPC_ESLOWCONSUMER) {
-        r->stats.slow_consumers++;
-        cmdipc__log(r, CMDIPC_LOG_WARN,
-                    "channel %s closed: slow consumer (its queue is full)", ch->id);
-    } else {
-        cmdipc__log(r, CMDIPC_LOG_WARN, "channel %s closed: %s", ch->id,
-                    cmdipc_strerror(status));
-    }
-    ch->deferred.fn = channel_fail_cb;
-    cmdipc__defer(r, &ch->deferred);
-}
-
-void cmdipc__send_or_fail(cmdipc_channel_t *ch, cmdipc_msg_t *m) {
-    int rc = cmdipc__send(ch, m);
-    if (rc == CMDIPC_EOVERLOAD)
-        cmdipc__channel_fail(ch, CMDIPC_ESLOWCONSUMER);
-    else if (rc != 0 && rc != CMDIPC_ECLOSED)
-        cmdipc__channel_fail(ch, rc);
-}
-
-void cmdipc__in_flight_inc(cmdipc_channel_t *ch) {
-    cmdipc_registry_t *r = ch->reg;
-    ch->in_flight++;
-    if (r->max_in_flight && ch->in_flight >= r->max_in_flight && !ch->paused &&
-        ch->state == CMDIPC__CH_ATTACHED) {
-        ch->paused = 1;
-        r->stats.pauses++;
-        cmdipc__log(r, CMDIPC_LOG_DEBUG, "channel %s paused: %u requests in flight", ch->id,
-                    ch->in_flight);
-        if (ch->ops->pause_reading != NULL)
-            ch->ops->pause_reading(ch, 1);
-    }
-}
-
-static void eof_close_cb(cmdipc__deferred_t *d) {
-    cmdipc_channel_t *ch = cmdipc__container_of(d, cmdipc_channel_t, eof_close);
-    if (ch->state == CMDIPC__CH_ATTACHED && !ch->failing)
-        channel_begin_close(ch, UV_EOF, 1); /* reported as the peer's end */
-}
-
-/* A half-closed peer has had every answer: close (from a safe point). */
-void cmdipc__eof_close_later(cmdipc_channel_t *ch) {
-    ch->eof_close.fn = eof_close_cb;
-    cmdipc__defer(ch->reg, &ch->eof_close);
-}
-
-void cmdipc__in_flight_dec(cmdipc_channel_t *ch) {
-    if (ch->in_flight > 0)
-        ch->in_flight--;
-    if (ch->eof && ch->in_flight == 0 && ch->state == CMDIPC__CH_ATTACHED)
-        cmdipc__eof_close_later(ch);
-    if (ch->paused && ch->in_flight <= ch->reg->max_in_flight / 2) {
-        ch->paused = 0;
-        if (ch->state == CMDIPC__CH_ATTACHED && ch->ops->pause_reading != NULL)
-            ch->ops->pause_reading(ch, 0);
-    }
-}
-
-int cmdipc_channel_close(cmdipc_channel_t *ch) {
-    if (ch == NULL || ch->reg == NULL)
-        return UV_EINVAL;
-    if (ch->state != CMDIPC__CH_ATTACHED)
-        return UV_EALREADY;
-    channel_begin_close(ch, 0, 1);
-    return 0;
-}
-
-static void channel_free_cb(cmdipc__deferred_t *d) {
-    cmdipc_channel_t *ch = cmdipc__container_of(d, cmdipc_channel_t, deferred);
-    channel_release(ch);
-}
-
-void cmdipc_channel_closed(cmdipc_channel_t *ch, int status) {
-    cmdipc_registry_t *r = ch->reg;
-    if (r == NULL || ch->state == CMDIPC__CH_CLOSED)
-        return;
-    if (ch->state == CMDIPC__CH_ATTACHED) {
-        /* The transport closed first (peer gone, error, limit). */
-        cmdipc__deferred_t *pending[2] = {&ch->deferred, &ch->eof_close};
-        for (int i = 0; i < 2; i++) {
-            if (pending[i]->queued) { /* a pending close: superseded */
-                cmdipc__queue_remove(&pending[i]->link);
-                pending[i]->queued = 0;
-                r->deferred_count--;
-            }
-        }
-        if (status == CMDIPC_ESLOWCONSUMER) {
-            r->stats.slow_consumers++;
-            cmdipc__log(r, CMDIPC_LOG_WARN, "channel %s closed: slow consumer", ch->id);
-        }
-        cmdipc__channel_detach(ch, status ? status : UV_EOF);
-    } else {
-        r->channels_closing--;
-    }
-    ch->state = CMDIPC__CH_CLOSED;
-    ch->deferred.fn = channel_free_cb;
-    cmdipc__defer(r, &ch->deferred);
-}
-
-void cmdipc_channel_deliver(cmdipc_channel_t *ch, cmdipc_msg_t *m) {
-    if (m == NULL)
-        return;
-    cmdipc_registry_t *r = ch->reg;
-    if (r == NULL) {
-        cmdipc_msg_free(m);
-        return;
-    }
-    r->stats.msgs_in++;
-    if (ch->state != CMDIPC__CH_ATTACHED || ch->failing || ch->down || r->closing) {
-        r->stats.dropped[CMDIPC_DROP_CLOSED]++;
-        cmdipc_msg_free(m);
-        return;
-    }
-    r->busy++;
-    cmdipc__dispatch(ch, m);
+    /* Even with nothing pending, the close callback runs on a later turn
+     * (the handles' close callbacks). */
     cmdipc__busy_leave(r);
-}
-
-static void reject(cmdipc_channel_t *ch, const cmdipc_decode_error_t *err) {
-    cmdipc_registry_t *r = ch->reg;
-    int unknown = err->status == CMDIPC_EUNKNOWNTYPE;
-    r->stats.dropped[unknown ? CMDIPC_DROP_UNKNOWN_TYPE : CMDIPC_DROP_INVALID]++;
-    cmdipc__log(r, unknown ? CMDIPC_LOG_INFO : CMDIPC_LOG_WARN,
-                "channel %s: dropped a message (%s: %s at byte %zu)", ch->id,
-                cmdipc_err_name(err->status), err->text, err->position);
-    if (err->execute_id[0] != '\0' && !unknown) {
-        char why[200];
-        snprintf(why, sizeof(why), "invalid request: %s", err->text);
-        r->stats.invalid_request_replies++;
-        cmdipc__reply_error(ch, err->execute_id, CMDIPC_EINVALREQ, why);
-    }
-}
-
-void cmdipc_channel_deliver_line(cmdipc_channel_t *ch, const char *line, size_t len) {
-    cmdipc_registry_t *r = ch->reg;
-    if (r == NULL)
-        return;
-    if (ch->state != CMDIPC__CH_ATTACHED || ch->failing || ch->down) {
-        r->stats.msgs_in++;
-        r->stats.dropped[CMDIPC_DROP_CLOSED]++;
-        return;
-    }
-    cmdipc_msg_t *m;
-    cmdipc_decode_error_t err;
-    int rc = cmdipc_msg_decode(line, len, &ch->limits, &m, &err);
-    if (rc != 0) {
-        r->stats.msgs_in++;
-        reject(ch, &err);
-        return;
-    }
-    cmdipc_channel_deliver(ch, m);
-}
-
-void cmdipc_channel_reject(cmdipc_channel_t *ch, int status, const char *why) {
-    cmdipc_registry_t *r = ch->reg;
-    if (r == NULL)
-        return;
-    cmdipc_decode_error_t err;
-    memset(&err, 0, sizeof(err));
-    err.status = status;
-    snprintf(err.text, sizeof(err.text), "%s", why ? why : cmdipc_strerror(status));
-    r->stats.msgs_in++;
-    reject(ch, &err);
 }
 
 /* ---------------------------------------------------------------------------
@@ -737,7 +478,7 @@ int cmdipc_resource_add(cmdipc_registry_t *r, const cmdipc_resource_ops_t *ops, 
         return UV_EINVAL;
     if (r->closing)
         return CMDIPC_ECLOSED;
-    cmdipc_resource_t *res = calloc(1, sizeof(*res));
+    cmdipc_resource_t *res = cmdipc__calloc(1, sizeof(*res));
     if (res == NULL)
         return UV_ENOMEM;
     res->reg = r;
@@ -753,7 +494,7 @@ void *cmdipc_resource_impl(const cmdipc_resource_t *res) { return res->impl; }
 void cmdipc_resource_closed(cmdipc_resource_t *res) {
     cmdipc_registry_t *r = res->reg;
     cmdipc__queue_remove(&res->link);
-    free(res);
+    cmdipc__free(res);
     if (r->closing)
         cmdipc__maybe_finish_close(r);
 }
@@ -797,15 +538,4 @@ void cmdipc_registry_stats(const cmdipc_registry_t *r, cmdipc_stats_t *out) {
     out->routes = routes;
     out->pending_calls = pending;
     out->calls_in_flight = calls;
-}
-
-int cmdipc__channel_set_id(cmdipc_channel_t *ch, const char *id) {
-    if (ch->reg != NULL || cmdipc__check_id(id))
-        return UV_EINVAL;
-    char *copy = xstrdup(id);
-    if (copy == NULL)
-        return UV_ENOMEM;
-    free(ch->id);
-    ch->id = copy;
-    return 0;
 }

@@ -988,7 +988,7 @@ void cmdipc__channel_forget_target(cmdipc_channel_t *ch) {
 
 /* Everything rule 12 asks when ch's link goes away, for good or until a
  * reconnect. */
-static void channel_cleanup(cmdipc_channel_t *ch) {
+void cmdipc__channel_forget(cmdipc_channel_t *ch) {
     cmdipc_registry_t *r = ch->reg;
     cmdipc__channel_forget_target(ch);
 
@@ -1007,93 +1007,5 @@ static void channel_cleanup(cmdipc_channel_t *ch) {
         }
     }
     ch->in_flight = 0;
-    if (ch->paused) {
-        ch->paused = 0;
-        if (ch->state == CMDIPC__CH_ATTACHED && ch->ops->pause_reading != NULL)
-            ch->ops->pause_reading(ch, 0);
-    }
-}
-
-void cmdipc__channel_detach(cmdipc_channel_t *ch, int status) {
-    cmdipc_registry_t *r = ch->reg;
-    cmdipc__map_del(&r->channels, &ch->node);
-    cmdipc__queue_remove(&ch->link);
-    ch->state = CMDIPC__CH_CLOSING; /* nothing more is sent to it */
-    r->stats.disconnects++;
-    /* A peer going away is normal: only limits and errors are warnings. */
-    int expected = status == 0 || status == CMDIPC_ECLOSED || status == UV_EOF ||
-                   status == UV_EPIPE || status == UV_ECONNRESET;
-    cmdipc__log(r, expected ? CMDIPC_LOG_INFO : CMDIPC_LOG_WARN, "channel %s closed (%s)",
-                ch->id, status ? cmdipc_strerror(status) : "by us");
-    if (!ch->down)
-        channel_cleanup(ch);
-    if (r->channel_cb != NULL)
-        r->channel_cb(r, ch, CMDIPC_CHANNEL_CLOSED, status == CMDIPC_ECLOSED ? 0 : status,
-                      r->channel_cb_data);
-}
-
-void cmdipc_channel_eof(cmdipc_channel_t *ch) {
-    cmdipc_registry_t *r = ch->reg;
-    if (r == NULL || ch->state != CMDIPC__CH_ATTACHED || ch->down || ch->eof)
-        return;
-    ch->eof = 1;
-    cmdipc__log(r, CMDIPC_LOG_INFO, "channel %s: the peer finished sending (%u pending)",
-                ch->id, ch->in_flight);
-    cmdipc__channel_forget_target(ch);
-    if (ch->in_flight == 0)
-        cmdipc__eof_close_later(ch);
-}
-
-void cmdipc_channel_link_down(cmdipc_channel_t *ch, int status) {
-    cmdipc_registry_t *r = ch->reg;
-    if (r == NULL) { /* not attached yet: it starts down */
-        ch->down = 1;
-        return;
-    }
-    if (ch->state != CMDIPC__CH_ATTACHED || ch->down)
-        return;
-    ch->down = 1;
-    r->stats.disconnects++;
-    if (status == CMDIPC_ESLOWCONSUMER)
-        r->stats.slow_consumers++;
-    cmdipc__log(r,
-                status == UV_EOF || status == UV_EPIPE || status == UV_ECONNRESET
-                    ? CMDIPC_LOG_INFO
-                    : CMDIPC_LOG_WARN,
-                "channel %s down (%s)", ch->id, cmdipc_strerror(status));
-    channel_cleanup(ch);
-    if (r->channel_cb != NULL)
-        r->channel_cb(r, ch, CMDIPC_CHANNEL_DOWN, status, r->channel_cb_data);
-}
-
-/* The handshake of a link that became usable: our list request, then, on
- * the router channel, escalation (decision 7). */
-void cmdipc__channel_up(cmdipc_channel_t *ch) {
-    cmdipc_registry_t *r = ch->reg;
-    cmdipc_msg_t *m = cmdipc__msg_new(CMDIPC_MSG_LIST_REQUEST, NULL, NULL, NULL, NULL, NULL);
-    if (m != NULL)
-        cmdipc__send_or_fail(ch, m);
-    else
-        cmdipc__channel_fail(ch, UV_ENOMEM);
-    if (ch->state == CMDIPC__CH_ATTACHED && !ch->down && !ch->failing &&
-        r->router_id != NULL && strcmp(r->router_id, ch->id) == 0) {
-        r->router = ch;
-        cmdipc__router_attached(r);
-    }
-    /* Last, so the application sees a channel ready for use. */
-    if (r->channel_cb != NULL && ch->state == CMDIPC__CH_ATTACHED && !ch->down)
-        r->channel_cb(r, ch, CMDIPC_CHANNEL_UP, 0, r->channel_cb_data);
-}
-
-void cmdipc_channel_link_up(cmdipc_channel_t *ch) {
-    cmdipc_registry_t *r = ch->reg;
-    if (r == NULL) {
-        ch->down = 0;
-        return;
-    }
-    if (ch->state != CMDIPC__CH_ATTACHED || !ch->down)
-        return;
-    ch->down = 0;
-    cmdipc__log(r, CMDIPC_LOG_INFO, "channel %s up", ch->id);
-    cmdipc__channel_up(ch);
+    cmdipc__channel_resume(ch);
 }

@@ -46,6 +46,29 @@ typedef struct cmdipc_sub_s cmdipc_sub_t;
 typedef struct cmdipc_channel_s cmdipc_channel_t;
 
 /* ---------------------------------------------------------------------------
+ * Memory
+ */
+
+typedef void *(*cmdipc_malloc_fn)(size_t size);
+typedef void *(*cmdipc_realloc_fn)(void *ptr, size_t size);
+typedef void *(*cmdipc_calloc_fn)(size_t count, size_t size);
+typedef void (*cmdipc_free_fn)(void *ptr);
+
+/* Replaces the allocator every cmdipc allocation goes through (as
+ * uv_replace_allocator() does for libuv): for accounting memory or injecting
+ * failures. Call it before any other cmdipc function, and never while memory
+ * from the previous allocator is still held by cmdipc (cmdipc_free() and the
+ * objects' own close or free functions release it with the allocator that
+ * is current then). The functions must be thread-safe; a zero size is never
+ * passed. jansson's values have their own hook (json_set_alloc_funcs()), as
+ * do libuv and libsodium. Returns 0, or UV_EINVAL if one is NULL (nothing
+ * changes then). */
+CMDIPC_EXTERN int cmdipc_replace_allocator(cmdipc_malloc_fn malloc_fn,
+                                           cmdipc_realloc_fn realloc_fn,
+                                           cmdipc_calloc_fn calloc_fn,
+                                           cmdipc_free_fn free_fn) CMDIPC_WUR;
+
+/* ---------------------------------------------------------------------------
  * Logging
  */
 
@@ -341,12 +364,13 @@ CMDIPC_EXTERN void cmdipc_command_info_free(cmdipc_command_info_t *info, size_t 
 /* Why inbound messages were dropped. Each rejected or unusable message is
  * counted under exactly one reason. */
 typedef enum {
-    CMDIPC_DROP_INVALID = 0,    /* not valid JSON / not a valid message / over a limit */
-    CMDIPC_DROP_UNKNOWN_TYPE,   /* a type spec-v1 does not define */
-    CMDIPC_DROP_UNMATCHED,      /* a response nobody waits for (late, unknown thid) */
-    CMDIPC_DROP_DUPLICATE_EVENT,/* an event id already seen */
-    CMDIPC_DROP_LATE_ANSWER,    /* a handler answered after its caller was gone */
-    CMDIPC_DROP_CLOSED,         /* arrived on a channel being closed */
+    CMDIPC_DROP_INVALID = 0,     /* not valid JSON / not a valid message / over a limit */
+    CMDIPC_DROP_UNKNOWN_TYPE,    /* a type spec-v1 does not define */
+    CMDIPC_DROP_UNMATCHED,       /* a response nobody waits for (late, unknown thid) */
+    CMDIPC_DROP_DUPLICATE_EVENT, /* an event id already seen */
+    CMDIPC_DROP_LATE_ANSWER,     /* a handler answered after its caller was gone */
+    CMDIPC_DROP_CLOSED,          /* arrived on a channel being closed */
+    CMDIPC_DROP_UNSENT, /* an answer, ack or event whose channel could not take it */
     CMDIPC_DROP__MAX
 } cmdipc_drop_reason_t;
 
@@ -374,9 +398,10 @@ typedef struct cmdipc_stats_s {
     uint64_t channels;
     uint64_t commands_local;
     uint64_t commands_remote;
-    uint64_t pending_calls;      /* outbound calls and registrations in flight */
-    uint64_t routes;             /* forwarded requests in flight */
-    uint64_t calls_in_flight;    /* inbound calls not yet answered */
+    uint64_t pending_calls;   /* outbound calls and registrations in flight */
+    uint64_t routes;          /* forwarded requests in flight */
+    uint64_t calls_in_flight; /* inbound calls not yet answered */
+    uint64_t notices_lost;    /* channel notifications lost for want of memory */
 } cmdipc_stats_t;
 
 /* Copies the counters. */
