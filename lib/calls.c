@@ -7,13 +7,7 @@
 
 #include "internal.h"
 
-static char *xstrdup(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p != NULL)
-        memcpy(p, s, n);
-    return p;
-}
+#define xstrdup cmdipc__strdup
 
 /* ---------------------------------------------------------------------------
  * Outbound requests. */
@@ -21,7 +15,7 @@ static char *xstrdup(const char *s) {
 static void req_free(cmdipc_req_t *req) {
     json_decref(req->result);
     if (req->message_owned)
-        free(req->message);
+        cmdipc__free(req->message);
     cmdipc__pfree(req);
 }
 
@@ -125,8 +119,17 @@ static void call_run_cb(cmdipc__deferred_t *d) {
     cmdipc_call_t *c = cmdipc__container_of(d, cmdipc_call_t, deferred);
     json_t *request = c->request;
     c->request = NULL;
-    if (c->reg != NULL)
-        c->reg->stats.handled++;
+    if (c->req == NULL || c->reg == NULL || c->reg->closing) {
+        /* Canceled, timed out or the registry closed before the handler
+         * got to run: nobody waits for an answer, so the handler is not
+         * called and the call, never handed out, is freed here. */
+        if (c->reg != NULL)
+            cmdipc__queue_remove(&c->link);
+        json_decref(request);
+        call_free(c);
+        return;
+    }
+    c->reg->stats.handled++;
     /* The handler owns the call from here; request is borrowed for its
      * duration. */
     c->fn(c, request, c->fn_data);
@@ -361,7 +364,12 @@ int cmdipc_registry_execute(cmdipc_registry_t *r, const char *command_id, json_t
         /* The pending entry exists before the message leaves. */
         req->out.target = target;
         req->out.node.key = req->id;
-        cmdipc__map_put(&target->out, &req->out.node);
+        if (cmdipc__map_put(&target->out, &req->out.node) != 0) {
+            cmdipc_msg_free(m);
+            cmdipc__queue_remove(&req->link);
+            req_free(req);
+            return UV_ENOMEM;
+        }
         int rc = cmdipc__send(target, m);
         if (rc == CMDIPC_ECLOSED) { /* the transport saw the link go first */
             snprintf(msg, sizeof(msg), "channel %.150s disconnected", target->id);
@@ -398,7 +406,7 @@ int cmdipc_registry_execute(cmdipc_registry_t *r, const char *command_id, json_t
         cmdipc__defer(r, &c->deferred);
     }
     if (ttl != 0)
-        cmdipc__deadline_arm(r, &req->out.timer, cmdipc__now(r) + ttl);
+        cmdipc__deadline_arm(r, &req->out.timer, cmdipc__add_sat(cmdipc__now(r), ttl));
     if (out != NULL)
         *out = req;
     return 0;

@@ -235,9 +235,12 @@ static int escalate(cmdipc_registry_t *r, cmdipc__reg_t *g, cmdipc__cmd_t *c) {
         return UV_ENOMEM;
     if (c->schema != NULL)
         cmdipc__msg_set_json(m, c->schema);
-    g->out.target = router;
     g->out.node.key = g->id;
-    cmdipc__map_put(&router->out, &g->out.node);
+    if (cmdipc__map_put(&router->out, &g->out.node) != 0) {
+        cmdipc_msg_free(m);
+        return UV_ENOMEM;
+    }
+    g->out.target = router;
     int rc = cmdipc__send(router, m);
     if (rc != 0) {
         cmdipc__map_del(&router->out, &g->out.node);
@@ -249,17 +252,17 @@ static int escalate(cmdipc_registry_t *r, cmdipc__reg_t *g, cmdipc__cmd_t *c) {
     g->cmd = c;
     c->escalation = g;
     if (r->request_ttl_ms != 0)
-        cmdipc__deadline_arm(r, &g->out.timer, cmdipc__now(r) + r->request_ttl_ms);
+        cmdipc__deadline_arm(r, &g->out.timer, cmdipc__add_sat(cmdipc__now(r), r->request_ttl_ms));
     return 0;
 }
 
 static void schedule_retry(cmdipc_registry_t *r, cmdipc__cmd_t *c) {
     if (r->router == NULL || r->closing)
         return;
-    c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : RETRY_MIN_MS;
-    if (c->backoff_ms > RETRY_MAX_MS)
-        c->backoff_ms = RETRY_MAX_MS;
-    cmdipc__deadline_arm(r, &c->retry, cmdipc__now(r) + c->backoff_ms);
+    c->backoff_ms = c->backoff_ms == 0              ? RETRY_MIN_MS
+                    : c->backoff_ms >= RETRY_MAX_MS / 2 ? RETRY_MAX_MS
+                                                        : c->backoff_ms * 2;
+    cmdipc__deadline_arm(r, &c->retry, cmdipc__add_sat(cmdipc__now(r), c->backoff_ms));
 }
 
 /* Escalates an existing command (router attach, learned from a child). */
@@ -736,9 +739,13 @@ int cmdipc_channel_list_commands(cmdipc_channel_t *ch, cmdipc_list_cb cb, void *
         free(l);
         return UV_ENOMEM;
     }
-    l->out.target = ch;
     l->out.node.key = l->id;
-    cmdipc__map_put(&ch->out, &l->out.node);
+    if (cmdipc__map_put(&ch->out, &l->out.node) != 0) {
+        cmdipc_msg_free(m);
+        free(l);
+        return UV_ENOMEM;
+    }
+    l->out.target = ch;
     cmdipc__queue_insert_tail(&r->lists, &l->link);
     int rc = cmdipc__send(ch, m);
     if (rc != 0) {
@@ -748,7 +755,7 @@ int cmdipc_channel_list_commands(cmdipc_channel_t *ch, cmdipc_list_cb cb, void *
         return rc == CMDIPC_ECLOSED ? CMDIPC_EDISCONNECTED : rc;
     }
     if (r->request_ttl_ms != 0)
-        cmdipc__deadline_arm(r, &l->out.timer, cmdipc__now(r) + r->request_ttl_ms);
+        cmdipc__deadline_arm(r, &l->out.timer, cmdipc__add_sat(cmdipc__now(r), r->request_ttl_ms));
     return 0;
 }
 
@@ -795,7 +802,12 @@ static void forward(cmdipc_registry_t *r, cmdipc_channel_t *origin, cmdipc_chann
     rt->out.timer.index = SIZE_MAX;
     rt->out.timer.kind = CMDIPC__T_ROUTE;
     rt->out.node.key = rt->id;
-    cmdipc__map_put_h(&target->out, &rt->out.node, h);
+    if (cmdipc__map_put_h(&target->out, &rt->out.node, h) != 0) {
+        cmdipc__pfree(rt);
+        cmdipc__reply_error(origin, m->id, CMDIPC_EINTERNAL, "out of memory");
+        cmdipc_msg_free(m);
+        return;
+    }
     cmdipc__queue_insert_tail(&origin->from, &rt->from_link);
     cmdipc__in_flight_inc(origin);
     int rc = cmdipc__send(target, m);
@@ -811,7 +823,7 @@ static void forward(cmdipc_registry_t *r, cmdipc_channel_t *origin, cmdipc_chann
     }
     r->stats.forwarded++;
     if (r->request_ttl_ms != 0)
-        cmdipc__deadline_arm(r, &rt->out.timer, cmdipc__now(r) + r->request_ttl_ms);
+        cmdipc__deadline_arm(r, &rt->out.timer, cmdipc__add_sat(cmdipc__now(r), r->request_ttl_ms));
 }
 
 static void inbound_execute(cmdipc_channel_t *ch, cmdipc_msg_t *m) {

@@ -637,11 +637,15 @@ uint64_t cmdipc__backoff_ms(unsigned attempt, uint64_t min_ms, uint64_t max_ms,
                             unsigned jitter_pct, double u) {
     uint64_t d = min_ms ? min_ms : 1;
     for (unsigned i = 0; i < attempt && d < max_ms; i++)
-        d *= 2;
+        d = d > UINT64_MAX / 2 ? UINT64_MAX : d * 2; /* saturates, never wraps */
     if (d > max_ms)
         d = max_ms;
     double j = (double)(jitter_pct > 100 ? 100 : jitter_pct) / 100.0;
     double f = 1.0 + j * (2.0 * u - 1.0);
     double v = (double)d * f;
-    return v < 1.0 ? 1 : (uint64_t)v;
+    if (v < 1.0)
+        return 1;
+    if (v >= 18446744073709549568.0) /* the largest double below 2^64 */
+        return UINT64_MAX;
+    return (uint64_t)v;
 }
