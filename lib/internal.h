@@ -369,6 +369,11 @@ void cmdipc__msg_set_json(cmdipc_msg_t *m, json_t *v);
 cmdipc_msg_t *cmdipc__msg_reid(const cmdipc_msg_t *m);
 /* A copy of m with the same id (one struct per destination), or NULL. */
 cmdipc_msg_t *cmdipc__msg_clone(const cmdipc_msg_t *m);
+/* Makes m hold no json_t (its payload as owned text; a jansson-decoded
+ * message is replaced by a copy), so that it can be handed to a loop on
+ * another thread (handoff.c). Returns 0 or UV_ENOMEM (*pm is still valid and
+ * still the caller's then). */
+int cmdipc__msg_detach(cmdipc_msg_t **pm);
 /* Appends the encoding of m (no newline). */
 int cmdipc__msg_encode_buf(const cmdipc_msg_t *m, cmdipc__buf_t *b);
 /* The reference decoder (jansson parses the whole line), kept for message

@@ -27,6 +27,9 @@ typedef struct mem_end_s {
     cmdipc_msg_t *tail;
     size_t count;     /* queued + being delivered */
     /* Owning loop only: */
+    uv_loop_t *loop;   /* set by start */
+    int peer_known;    /* peer_same_loop is known (the peer had started) */
+    int peer_same_loop; /* the peer runs on this end's loop: no hand-off needed */
     int paused;
     int handle_closing;
     int report_status; /* what to report once the handle closed */
@@ -66,9 +69,19 @@ static int mem_send(cmdipc_channel_t *ch, cmdipc_msg_t *m) {
     mem_end_t *e = cmdipc_channel_impl(ch);
     mem_pair_t *p = e->pair;
     int rc = 0;
+    /* To another loop (or one not known yet): the message must hold no
+     * json_t the sender's thread may still touch. */
+    if (!e->peer_same_loop && (rc = cmdipc__msg_detach(&m)) != 0) {
+        cmdipc_msg_free(m);
+        return rc;
+    }
     m->next = NULL;
     uv_mutex_lock(&p->lock);
     mem_end_t *peer = peer_of(e);
+    if (!e->peer_known && peer != NULL && peer->started) {
+        e->peer_known = 1;
+        e->peer_same_loop = peer->loop == e->loop;
+    }
     if (e->closed || peer == NULL || peer->closed) {
         rc = CMDIPC_ECLOSED;
     } else if (peer->count >= p->queue_max) {
@@ -163,6 +176,7 @@ static int mem_start(cmdipc_channel_t *ch, uv_loop_t *loop) {
         return rc;
     uv_mutex_lock(&p->lock);
     e->started = 1;
+    e->loop = loop;
     /* Whatever the peer queued before we started, or its close. */
     uv_async_send(&e->async);
     uv_mutex_unlock(&p->lock);
