@@ -3,8 +3,9 @@
 #
 #   make deps    install the Debian packages below if any is missing
 #   make build   build/ (debugoptimized)
-#   make test    every test in build/ and in build-asan/ (ASan+UBSan); the last line
-#                printed is "tests: N passed, N failed, N skipped"
+#   make test    every test in build/ and in build-asan/ (ASan+UBSan), the
+#                multi-thread suites in build-tsan/ (ThreadSanitizer); the last
+#                line printed is "tests: N passed, N failed, N skipped"
 #   make demo    run the multi-service example, then the cmdipc CLI walkthrough
 #   make bench   benchmarks in build-release/ (every figure with its ratio to the
 #                baseline measured in the same run, then every target: ok or
@@ -29,6 +30,11 @@ BENCH_SECONDS ?= 2
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1 \
             UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
             CMDIPC_TEST_TIMEOUT_MULTIPLIER=3
+TSAN_ENV := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+            CMDIPC_TEST_TIMEOUT_MULTIPLIER=3
+# The suites ThreadSanitizer runs: everything with registries on several
+# threads (memory channels, inproc://, the multi-thread example).
+TSAN_SUITES := --suite threads --suite unit --suite transport --suite ipc --suite examples
 
 FORMAT_DIRS := include lib transports test examples tools
 comma := ,
@@ -62,15 +68,21 @@ build: deps
 # leaves no testlog, which test-summary counts as a failure.
 test: deps
 	@rc=0; \
-	rm -f build/meson-logs/testlog.json build-asan/meson-logs/testlog.json; \
+	rm -f build/meson-logs/testlog.json build-asan/meson-logs/testlog.json \
+	    build-tsan/meson-logs/testlog.json; \
 	{ $(call configure,build,--buildtype=debugoptimized) && meson compile -C build \
 	    && meson test -C build --print-errorlogs; } || rc=1; \
 	{ $(call configure,build-asan,-Db_sanitize=address$(comma)undefined -Db_lundef=false) \
 	    && meson compile -C build-asan \
 	    && $(ASAN_ENV) meson test -C build-asan --print-errorlogs --timeout-multiplier 3; \
 	} || rc=1; \
+	{ $(call configure,build-tsan,-Db_sanitize=thread -Db_lundef=false) \
+	    && meson compile -C build-tsan \
+	    && $(TSAN_ENV) meson test -C build-tsan --print-errorlogs --timeout-multiplier 3 \
+	        $(TSAN_SUITES); \
+	} || rc=1; \
 	scripts/test-summary build/meson-logs/testlog.json build-asan/meson-logs/testlog.json \
-	    || rc=1; \
+	    build-tsan/meson-logs/testlog.json || rc=1; \
 	exit $$rc
 
 # Runs the example with several services (built by `make build`), then the
@@ -103,4 +115,4 @@ format:
 	[ -z "$$files" ] || clang-format -i $$files
 
 clean:
-	rm -rf build build-asan build-release
+	rm -rf build build-asan build-tsan build-release

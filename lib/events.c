@@ -46,7 +46,7 @@ static int seen_check_and_mark(cmdipc_registry_t *r, const char *id) {
     if (s == NULL)
         return 0;
     memcpy(s->id, id, n + 1);
-    s->expires = r->event_ttl_ms ? now + r->event_ttl_ms : UINT64_MAX;
+    s->expires = r->event_ttl_ms ? cmdipc__add_sat(now, r->event_ttl_ms) : UINT64_MAX;
     s->node.key = s->id;
     if (cmdipc__map_put(&r->seen, &s->node) != 0) {
         free(s);

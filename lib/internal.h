@@ -83,6 +83,8 @@ static inline uint64_t cmdipc__add_sat(uint64_t a, uint64_t b) {
 
 void *cmdipc__palloc(size_t n);
 void cmdipc__pfree(void *p);
+/* 1 in sanitizer builds: palloc and pfree are plain malloc and free there. */
+int cmdipc__pool_bypassed(void);
 
 /* The per-thread CSPRNG buffer message ids are drawn from (util.c). */
 #define CMDIPC__RND_SIZE  4096
@@ -287,6 +289,14 @@ int cmdipc__json_check(const json_t *v, unsigned max_depth);
  * EJSONNUL with *pos at the offending byte. */
 int cmdipc__json_prescan(const char *buf, size_t len, unsigned max_depth,
                          size_t max_containers, size_t *pos);
+
+/* 1 if lim is a cmdipc_limits_t a caller may pass: built by
+ * cmdipc_limits_init() (a version this library knows) with non-zero limits.
+ * A zeroed struct is refused rather than read as "no line may pass". */
+static inline int cmdipc__limits_valid(const cmdipc_limits_t *lim) {
+    return lim->version != 0 && lim->version <= CMDIPC_LIMITS_VERSION && lim->max_line != 0 &&
+           lim->max_depth != 0 && lim->max_containers != 0;
+}
 
 /* ---------------------------------------------------------------------------
  * The envelope scanner (scan.c). */
@@ -635,6 +645,8 @@ struct cmdipc__reg_s {
     cmdipc__cmd_t *cmd;          /* NULL once the command is gone */
     cmdipc_channel_t *origin;    /* CHILD: who asked */
     char *origin_thid;           /* CHILD: the id to answer */
+    char **again_thids;          /* CHILD: re-registrations from origin meanwhile */
+    unsigned n_again;
     cmdipc_register_cb done;
     void *done_data;
     int status;

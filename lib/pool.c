@@ -51,11 +51,11 @@ static void cache_release(void *p) {
         while (c->head[k] != NULL) {
             free_block_t *b = c->head[k];
             c->head[k] = b->next;
-            free((char *)b - HEADER);
+            cmdipc__free((char *)b - HEADER);
         }
     }
     sodium_memzero(&c->rnd, sizeof(c->rnd));
-    free(c);
+    cmdipc__free(c);
     tls_cache = NULL;
 }
 
@@ -66,13 +66,13 @@ static cache_t *cache_get(void) {
     if (CMDIPC__LIKELY(c != NULL))
         return c;
     pthread_once(&cache_once, cache_init_once);
-    c = calloc(1, sizeof(*c));
+    c = cmdipc__calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
     c->rnd.pos = sizeof(c->rnd.buf);
     c->rnd.refills = CMDIPC__RND_REKEY;
     if (pthread_setspecific(cache_key, c) != 0) {
-        free(c);
+        cmdipc__free(c);
         return NULL;
     }
     tls_cache = c;
@@ -84,12 +84,31 @@ cmdipc__rnd_t *cmdipc__thread_rnd(void) {
     return c ? &c->rnd : NULL;
 }
 
+/* Under AddressSanitizer or ThreadSanitizer the cache is bypassed: every
+ * block is a malloc of its own and every free a free, so a use after free
+ * or a double free of a message, call or request is reported, not hidden
+ * by a block handed out again. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define POOL_BYPASS 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define POOL_BYPASS 1
+#endif
+#endif
+#ifndef POOL_BYPASS
+#define POOL_BYPASS 0
+#endif
+
+int cmdipc__pool_bypassed(void) { return POOL_BYPASS; }
+
 void *cmdipc__palloc(size_t n) {
+    if (POOL_BYPASS)
+        return cmdipc__malloc(n);
     int k = 0;
     while (k < CLASSES && n > class_size[k])
         k++;
     if (k == CLASSES) {
-        unsigned char *p = malloc(HEADER + n);
+        unsigned char *p = cmdipc__malloc(HEADER + n);
         if (p == NULL)
             return NULL;
         p[0] = MALLOCED;
@@ -102,7 +121,7 @@ void *cmdipc__palloc(size_t n) {
         c->count[k]--;
         return b;
     }
-    unsigned char *p = malloc(HEADER + class_size[k]);
+    unsigned char *p = cmdipc__malloc(HEADER + class_size[k]);
     if (p == NULL)
         return NULL;
     p[0] = (unsigned char)k;
@@ -110,6 +129,10 @@ void *cmdipc__palloc(size_t n) {
 }
 
 void cmdipc__pfree(void *ptr) {
+    if (POOL_BYPASS) {
+        cmdipc__free(ptr);
+        return;
+    }
     if (ptr == NULL)
         return;
     unsigned char *p = (unsigned char *)ptr - HEADER;
@@ -124,5 +147,5 @@ void cmdipc__pfree(void *ptr) {
             return;
         }
     }
-    free(p);
+    cmdipc__free(p);
 }

@@ -188,6 +188,9 @@ static json_t *def_json(const cmdipc__cmd_t *c) {
  * Escalation of registrations to the router. */
 
 static void reg_free(cmdipc__reg_t *g) {
+    for (unsigned i = 0; i < g->n_again; i++)
+        cmdipc__free(g->again_thids[i]);
+    cmdipc__free(g->again_thids);
     free(g->origin_thid);
     free(g->command_id);
     free(g);
@@ -341,6 +344,11 @@ static void reg_finish(cmdipc__reg_t *g, int status, const char *why) {
                                 origin->id, why ? why : cmdipc_strerror(status));
                 reply_register(origin, g->origin_thid, status == 0);
                 cmdipc__in_flight_dec(origin);
+                /* The same answer to every re-registration that waited. */
+                for (unsigned i = 0; i < g->n_again; i++) {
+                    reply_register(origin, g->again_thids[i], status == 0);
+                    cmdipc__in_flight_dec(origin);
+                }
             }
             break;
         }
@@ -372,7 +380,7 @@ void cmdipc__regs_cancel_all(cmdipc_registry_t *r) {
         cmdipc__reg_t *g = cmdipc__container_of(r->regs.next, cmdipc__reg_t, link);
         if (g->kind == CMDIPC__REG_CHILD) {
             /* The child's channel is about to close: no answer. */
-            if (g->origin != NULL)
+            for (unsigned i = 0; g->origin != NULL && i <= g->n_again; i++)
                 cmdipc__in_flight_dec(g->origin);
             g->origin = NULL;
         }
@@ -579,9 +587,28 @@ static void inbound_register(cmdipc_channel_t *ch, cmdipc_msg_t *m) {
     json_t *schema = cmdipc_msg_payload(m);
     cmdipc__cmd_t *c = cmdipc__cmd_find(r, id);
     if (c != NULL) {
+        cmdipc__reg_t *pending = c->escalation;
         if (c->state == CMDIPC__CMD_REMOTE && c->owner == ch) {
             cmd_refresh(c, m->description, schema); /* re-registration: no upstream traffic */
             reply_register(ch, m->id, 1);
+        } else if (c->state == CMDIPC__CMD_REMOTE_PENDING && c->owner == ch && pending != NULL &&
+                   pending->kind == CMDIPC__REG_CHILD && pending->origin == ch) {
+            /* Re-registered while the router's ack is awaited: it gets the
+             * same answer as the first, when it comes. */
+            char **v = cmdipc__realloc(pending->again_thids,
+                                       (pending->n_again + 1) * sizeof(*v));
+            char *thid = cmdipc__strdup(m->id);
+            if (v == NULL || thid == NULL) {
+                if (v != NULL)
+                    pending->again_thids = v;
+                cmdipc__free(thid);
+                reply_register(ch, m->id, 0);
+                return;
+            }
+            pending->again_thids = v;
+            v[pending->n_again++] = thid;
+            cmd_refresh(c, m->description, schema);
+            cmdipc__in_flight_inc(ch);
         } else {
             cmdipc__log(r, CMDIPC_LOG_INFO, "channel %s: registration of %s refused: duplicate",
                         ch->id, id);

@@ -82,8 +82,6 @@ int tu_has_command(cmdipc_registry_t *r, const char *id);
 
 json_t *tu_json(const char *text);
 
-#endif
-
 /* A channel that keeps what the registry sends it (as encoded JSON values)
  * and lets the test inject messages and close it from the peer side. */
 typedef struct tu_sink_s {
@@ -106,3 +104,5 @@ void tu_sink_peer_close(tu_sink_t *s);
 size_t tu_sink_count(tu_sink_t *s, const char *type);
 /* The i-th message sent of that type (borrowed), or NULL. */
 json_t *tu_sink_get(tu_sink_t *s, const char *type, size_t i);
+
+#endif

@@ -246,7 +246,7 @@ int cmdipc_memory_pair_ex(const char *id_a, const char *id_b, const cmdipc_memor
         cmdipc_memory_opts_init(&defaults);
         opts = &defaults;
     }
-    if (opts->version == 0 || opts->queue_max == 0)
+    if (opts->version == 0 || opts->version > CMDIPC_MEMORY_OPTS_VERSION || opts->queue_max == 0)
         return UV_EINVAL;
     mem_pair_t *p = calloc(1, sizeof(*p));
     mem_end_t *ea = calloc(1, sizeof(*ea));

@@ -491,6 +491,7 @@ static void dialer_conn_closed(cmdipc__link_t *link, int status) {
 static void connect_cb(uv_connect_t *req, int status) {
     cmdipc__conn_t *c = req->data;
     cmdipc__link_t *link = c->link;
+    c->connecting = 0;
     if (status == UV_ECANCELED || link == NULL || c->state != 0)
         return; /* closing: the conn's close reaches the link */
     dialer_t *d = link->kind_data;
@@ -517,6 +518,8 @@ static void connect_addr(dialer_t *d, const struct sockaddr *sa) {
     int rc = uv_tcp_connect(&c->creq, &c->rio.tcp, sa, connect_cb);
     if (rc != 0)
         cmdipc__conn_close(c, 0, rc);
+    else
+        c->connecting = 1;
 }
 
 static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
@@ -550,6 +553,7 @@ static void dial(dialer_t *d) {
         uv_pipe_init(d->loop, &c->rio.pipe, 0);
         cmdipc__conn_handles_ready(c);
         c->creq.data = c;
+        c->connecting = 1;
         uv_pipe_connect(&c->creq, &c->rio.pipe, d->path, connect_cb);
         return;
     }

@@ -17,7 +17,7 @@ void cmdipc_spawn_opts_init(cmdipc_spawn_opts_t *o) {
 static void limits_from(cmdipc__stream_limits_t *lim, const cmdipc_limits_t *l,
                         size_t max_send_queue) {
     cmdipc__stream_limits_default(lim);
-    if (l != NULL && l->version != 0)
+    if (l != NULL)
         lim->limits = *l;
     if (max_send_queue)
         lim->max_send_queue = max_send_queue;
@@ -52,6 +52,16 @@ static void stdio_conn_closed(cmdipc__link_t *link, int status) {
     cmdipc__link_maybe_release(link);
 }
 
+/* A process has one stdin and one stdout: one stdio:// channel at a time,
+ * in any registry of the process. Taken by connect, given back when its
+ * link is released (after its handles closed). */
+static int stdio_taken;
+
+static void stdio_release(cmdipc__link_t *link) {
+    (void)link;
+    __atomic_store_n(&stdio_taken, 0, __ATOMIC_RELEASE);
+}
+
 int cmdipc__stdio_connect(cmdipc_registry_t *r, const char *channel_id,
                           const cmdipc_connect_opts_t *opts, cmdipc_channel_t **out) {
     cmdipc__stream_limits_t lim;
@@ -60,14 +70,20 @@ int cmdipc__stdio_connect(cmdipc_registry_t *r, const char *channel_id,
     if (uv_guess_handle(0) == UV_FILE || uv_guess_handle(1) == UV_FILE ||
         uv_guess_handle(0) == UV_UNKNOWN_HANDLE || uv_guess_handle(1) == UV_UNKNOWN_HANDLE)
         return UV_EINVAL;
+    int expected = 0;
+    if (!__atomic_compare_exchange_n(&stdio_taken, &expected, 1, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+        return UV_EBUSY;
     cmdipc__link_t *link = cmdipc__link_new(CMDIPC__LINK_STDIO, &lim);
     cmdipc__conn_t *c = link ? cmdipc__conn_new(link, loop) : NULL;
     if (c == NULL) {
         free(link);
+        stdio_release(NULL);
         return UV_ENOMEM;
     }
     link->conn = c;
     link->conn_closed = stdio_conn_closed;
+    link->free_hook = stdio_release;
     link->peer.url = "stdio://";
     c->two = 1;
     int rc = open_std(loop, &c->rio, 0, 1);
@@ -82,6 +98,7 @@ int cmdipc__stdio_connect(cmdipc_registry_t *r, const char *channel_id,
         c->link = NULL;
         cmdipc__conn_close(c, 0, rc);
         free(link);
+        stdio_release(NULL);
         return rc;
     }
     link->ch = ch;
@@ -182,8 +199,9 @@ int cmdipc_spawn(cmdipc_registry_t *r, const char *channel_id, const cmdipc_spaw
     uv_stdio_container_t stdio[3];
     if (out != NULL)
         *out = NULL;
-    if (r == NULL || opts == NULL || opts->version == 0 || opts->file == NULL ||
-        cmdipc__check_id(channel_id))
+    if (r == NULL || opts == NULL || opts->version == 0 ||
+        opts->version > CMDIPC_SPAWN_OPTS_VERSION || !cmdipc__limits_valid(&opts->limits) ||
+        opts->file == NULL || cmdipc__check_id(channel_id))
         return UV_EINVAL;
     if (r->closing)
         return CMDIPC_ECLOSED;

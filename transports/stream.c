@@ -124,7 +124,11 @@ void cmdipc__conn_close(cmdipc__conn_t *c, int graceful, int status) {
         return;
     if (c->status == 0)
         c->status = status;
-    if (!graceful) {
+    /* A connection still connecting has sent nothing: closing it is not
+     * waiting for the kernel to give up on the connect (a far host dropping
+     * SYNs would hold the close for minutes); its connect callback then
+     * sees UV_ECANCELED. */
+    if (!graceful || c->connecting) {
         conn_destroy(c);
         return;
     }

@@ -85,6 +85,7 @@ struct cmdipc__conn_s {
     int reading;
     int eof;
     int write_failed; /* the peer stopped reading: we only read now */
+    int connecting;   /* a connect request is pending: nothing to flush, no shutdown */
     int delivering;   /* inside deliver_lines: it flushes at its end */
     int wfd;          /* the write side's descriptor for direct writes, or -1 */
     unsigned pending_msgs; /* messages in pending since the last flush */

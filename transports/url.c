@@ -132,7 +132,9 @@ int cmdipc_listen(cmdipc_registry_t *r, const char *url, const cmdipc_listen_opt
     int rc;
     if (out != NULL)
         *out = NULL;
-    if (r == NULL || url == NULL || (opts != NULL && opts->version == 0))
+    if (r == NULL || url == NULL ||
+        (opts != NULL && (opts->version == 0 || opts->version > CMDIPC_LISTEN_OPTS_VERSION ||
+                          !cmdipc__limits_valid(&opts->limits))))
         return UV_EINVAL;
     if (r->closing)
         return CMDIPC_ECLOSED;
@@ -170,7 +172,8 @@ int cmdipc_connect(cmdipc_registry_t *r, const char *url, const char *channel_id
     if (out != NULL)
         *out = NULL;
     if (r == NULL || url == NULL || cmdipc__check_id(channel_id) ||
-        (opts != NULL && opts->version == 0))
+        (opts != NULL && (opts->version == 0 || opts->version > CMDIPC_CONNECT_OPTS_VERSION ||
+                          !cmdipc__limits_valid(&opts->limits))))
         return UV_EINVAL;
     if (r->closing)
         return CMDIPC_ECLOSED;

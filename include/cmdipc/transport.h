@@ -138,9 +138,15 @@ CMDIPC_EXTERN void cmdipc_connect_opts_init(cmdipc_connect_opts_t *opts);
  * channel, valid until it closes (the CLOSED channel event).
  * Without reconnect, a failed first attempt closes the channel with the
  * connect error.
- * Returns 0, UV_EINVAL (bad URL), UV_ENAMETOOLONG (socket path),
+ * stdio:// (this process's stdin and stdout, what a child run by
+ * cmdipc_spawn() connects to) can be connected once per process at a time:
+ * a second connect, from any registry, returns UV_EBUSY until the first
+ * channel has closed; UV_EINVAL when stdin or stdout is not a stream (a file,
+ * or closed).
+ * Returns 0, UV_EINVAL (bad URL or options), UV_ENAMETOOLONG (socket path),
  * UV_ECONNREFUSED (inproc name not listened on), UV_EEXIST (channel_id
- * taken), UV_EAFNOSUPPORT (unknown scheme), CMDIPC_ECLOSED. */
+ * taken), UV_EBUSY (stdio:// in use), UV_EAFNOSUPPORT (unknown scheme),
+ * CMDIPC_ECLOSED. */
 CMDIPC_EXTERN int cmdipc_connect(cmdipc_registry_t *r, const char *url, const char *channel_id,
                                  const cmdipc_connect_opts_t *opts, cmdipc_channel_t **out);
 
