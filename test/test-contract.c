@@ -509,6 +509,119 @@ TEST(close_with_tcp_connect_pending_completes) {
     close(s);
 }
 
+/* ---------------------------------------------------------------------------
+ * spawn: an exit callback that closes the registry, also when the registry's
+ * own close killed the child. */
+
+static int exits, exit_close_cbs;
+static void exit_close_done(cmdipc_registry_t *r, void *data) {
+    (void)r;
+    (void)data;
+    exit_close_cbs++;
+}
+static void exit_closes_registry(cmdipc_registry_t *r, const char *id, int64_t status,
+                                 int sig, void *data) {
+    (void)id;
+    (void)status;
+    (void)sig;
+    (void)data;
+    exits++;
+    cmdipc_registry_close(r, exit_close_done, NULL);
+}
+
+TEST(spawn_exit_cb_may_close_the_registry) {
+    for (int round = 0; round < 2; round++) {
+        uv_loop_t loop;
+        ASSERT_OK(uv_loop_init(&loop));
+        cmdipc_registry_t *r = tu_registry(&loop, "host", NULL);
+        tu_forget(r);
+        cmdipc_spawn_opts_t so;
+        char *args[] = {"sh", "-c", round == 0 ? "exec cat >/dev/null" : "sleep 30", NULL};
+        cmdipc_spawn_opts_init(&so);
+        so.file = "sh";
+        so.args = args;
+        so.exit_cb = exit_closes_registry;
+        so.kill_timeout_ms = 100;
+        exits = exit_close_cbs = 0;
+        ASSERT_OK(cmdipc_spawn(r, "kid", &so, NULL, NULL));
+        tu_settle(&loop);
+        if (round == 0) {
+            /* The child exits on its own (its stdin closes): the exit
+             * callback closes the registry. */
+            ASSERT_OK(cmdipc_channel_close(cmdipc_registry_channel(r, "kid")));
+        } else {
+            /* The registry's close kills the child; its exit callback closes
+             * the registry again: a no-op whose callback still runs. */
+            cmdipc_registry_close(r, exit_close_done, NULL);
+        }
+        uint64_t t0 = uv_hrtime();
+        while (uv_loop_alive(&loop)) {
+            uv_run(&loop, UV_RUN_ONCE);
+            ASSERT_LT((uv_hrtime() - t0) / 1000000, 10000);
+        }
+        ASSERT_OK(uv_loop_close(&loop));
+        ASSERT_EQ(exits, 1);
+        ASSERT_EQ(exit_close_cbs, round == 0 ? 1 : 2);
+    }
+}
+
+static int64_t child_status;
+static void exit_status_cb(cmdipc_registry_t *r, const char *id, int64_t status, int sig,
+                           void *data) {
+    (void)r;
+    (void)id;
+    (void)data;
+    child_status = sig ? 128 + sig : status;
+}
+
+/* ---------------------------------------------------------------------------
+ * stdio:// twice in one process: the second is refused with UV_EBUSY (it
+ * used to return an undocumented UV_EEXIST and leak the connection). */
+
+HELPER(stdio_twice) {
+    uv_loop_t l;
+    cmdipc_registry_t *r1, *r2;
+    cmdipc_channel_t *ch;
+    ASSERT_OK(uv_loop_init(&l));
+    ASSERT_OK(cmdipc_registry_new(&l, NULL, &r1));
+    ASSERT_OK(cmdipc_registry_new(&l, NULL, &r2));
+    ASSERT_OK(cmdipc_connect(r1, "stdio://", "parent", NULL, &ch));
+    int rc2 = cmdipc_connect(r2, "stdio://", "parent", NULL, NULL);
+    int rc3 = cmdipc_connect(r1, "stdio://", "other", NULL, NULL);
+    fprintf(stderr, "second=%s third=%s\n", cmdipc_err_name(rc2), cmdipc_err_name(rc3));
+    ASSERT_OK(cmdipc_channel_close(ch));
+    for (int i = 0; i < 50; i++)
+        uv_run(&l, UV_RUN_NOWAIT);
+    /* Once the first has closed, stdio:// may be connected again. */
+    int rc4 = cmdipc_connect(r2, "stdio://", "parent", NULL, NULL);
+    cmdipc_registry_close(r1, NULL, NULL);
+    cmdipc_registry_close(r2, NULL, NULL);
+    ASSERT_EQ(uv_run(&l, UV_RUN_DEFAULT), 0);
+    ASSERT_OK(uv_loop_close(&l));
+    return (rc2 == UV_EBUSY && rc3 == UV_EBUSY && rc4 == 0) ? 0 : 1;
+}
+
+TEST(stdio_connect_twice_is_busy) {
+    uv_loop_t loop;
+    ASSERT_OK(uv_loop_init(&loop));
+    cmdipc_registry_t *r = tu_registry(&loop, "host", NULL);
+    cmdipc_spawn_opts_t so;
+    char *args[] = {(char *)harness_exe_path(), "--helper", "stdio_twice", NULL};
+    cmdipc_spawn_opts_init(&so);
+    so.file = args[0];
+    so.args = args;
+    so.exit_cb = exit_status_cb;
+    child_status = -1;
+    ASSERT_OK(cmdipc_spawn(r, "kid", &so, NULL, NULL));
+    uint64_t t0 = uv_hrtime();
+    while (child_status < 0) {
+        uv_run(&loop, UV_RUN_ONCE);
+        ASSERT_LT((uv_hrtime() - t0) / 1000000, 20000);
+    }
+    ASSERT_EQ(child_status, 0); /* under ASan: no leak either (LSan exits non-zero) */
+    tu_close_all(&loop, r, NULL);
+}
+
 TEST_LIST_BEGIN
 TEST_ENTRY(notifications_never_inside_the_call)
 TEST_ENTRY(close_registry_from_closed_notification)
@@ -521,4 +634,7 @@ TEST_ENTRY(reply_to_a_closing_channel_is_counted)
 TEST_ENTRY(reregistration_while_ack_pending_is_answered_with_it)
 TEST_ENTRY(options_without_init_are_refused)
 TEST_ENTRY(close_with_tcp_connect_pending_completes)
+TEST_ENTRY(spawn_exit_cb_may_close_the_registry)
+TEST_ENTRY(stdio_connect_twice_is_busy)
+TEST_HELPER(stdio_twice)
 TEST_LIST_END
