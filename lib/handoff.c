@@ -1,19 +1,57 @@
 /* cmdipc — handing a message to another loop.
  *
  * A message that crosses to another loop is owned by that loop alone
- * (DESIGN.md, Threads): jansson's values are not thread-safe (a json_t
- * shared by two threads races on its reference count and its free), so
- * before a memory channel hands a message to a loop on another thread, the
- * message is made to hold no json_t: its payload goes as the JSON text it
- * arrived in or as text written from its json_t here, on the sender's
- * thread; the receiver builds its own json_t from that text when a handler
- * or listener asks for it. Text rather than a deep copy: it is what a
- * forwarding registry on the other side passes on byte for byte without
- * parsing, and our writer and builder cost less than jansson's deep copy
- * (docs/design-notes.md has the figures). */
+ * (DESIGN.md, Threads). A json_t shared by two threads is a data race even
+ * with jansson's atomic reference counts (the last decrement frees without
+ * an acquire: ThreadSanitizer reports it), so before a memory channel hands
+ * a message to a loop on another thread, the message is made to share
+ * nothing with the sender's thread:
+ * - a payload json_t the message holds alone (every node of the tree has
+ *   one reference, the message's) is handed over as it is: nobody on the
+ *   sender's thread can reach it any more. The memory channel hands over at
+ *   the end of the sender's loop iteration, by when a caller has usually
+ *   dropped its own reference to the request it passed (and a handler to
+ *   its result), so this is the common case and costs a walk of the tree;
+ * - any other json_t payload (kept by the application, cached, a command's
+ *   schema, an event payload fanned out) goes as its JSON text, written
+ *   here, on the sender's thread; the receiver builds its own json_t when a
+ *   handler or listener asks for it; a payload that has its text already
+ *   (received from a stream) goes as that text;
+ * - a message decoded by jansson (its strings point into a json_t tree) is
+ *   replaced by a copy holding them in its own arena.
+ * Text rather than a deep copy for the shared case: what a forwarding
+ * registry on the other side passes on byte for byte without parsing, and
+ * it costs about what jansson's deep copy does (docs/design-notes.md). */
 #include <string.h>
 
 #include "internal.h"
+
+/* 1 if the message's reference is the only one to v and to everything in
+ * it. Values with a reference count of -1 (true, false, null) are static
+ * and never freed: they may be shared. */
+static int exclusive(json_t *v, unsigned depth) {
+    size_t refs = __atomic_load_n(&v->refcount, __ATOMIC_ACQUIRE);
+    if (refs == (size_t)-1)
+        return 1;
+    if (refs != 1 || depth > CMDIPC__MAX_DEPTH)
+        return 0;
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *m;
+        json_object_foreach(v, k, m) {
+            if (!exclusive(m, depth + 1))
+                return 0;
+        }
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *m;
+        json_array_foreach(v, i, m) {
+            if (!exclusive(m, depth + 1))
+                return 0;
+        }
+    }
+    return 1;
+}
 
 /* Gives m's payload as owned text, dropping its json_t. */
 static int payload_to_text(cmdipc_msg_t *m) {
@@ -46,5 +84,7 @@ int cmdipc__msg_detach(cmdipc_msg_t **pm) {
         cmdipc_msg_free(m);
         *pm = m = c;
     }
+    if (m->body.json != NULL && m->body.text == NULL && exclusive(m->body.json, 0))
+        return 0; /* handed over as it is */
     return payload_to_text(m);
 }

@@ -2,10 +2,19 @@
  * each end woken by its own uv_async) and inproc:// listeners.
  *
  * Each end has an inbox: the messages its peer sent, queued under the pair's
- * mutex. Sending appends to the peer's inbox and wakes the peer's loop;
- * the peer drains the whole inbox per wake-up. Messages cross as structs.
- * Closing an end marks it closed and wakes the peer, which first delivers
- * everything already queued, then reports the close (PROTOCOL.md appendix A).
+ * mutex. The peer drains the whole inbox per wake-up. Messages cross as
+ * structs.
+ * - Two ends on one loop: a send appends to the peer's inbox at once.
+ * - Ends on two loops (threads): a send goes to the sender's outbox; at the
+ *   end of the loop iteration (uv_check, or uv_prepare before the loop
+ *   blocks) the outbox is handed over in one go: each message is made to
+ *   share nothing with this thread (lib/handoff.c: a payload json_t the
+ *   message holds alone crosses as it is, any other as its text), then the
+ *   batch is appended to the peer's inbox under one lock, with one wake-up.
+ *   A message that crosses is owned by the receiving loop alone.
+ * Closing an end hands over its outbox, marks it closed and wakes the peer,
+ * which first delivers everything already queued, then reports the close
+ * (PROTOCOL.md appendix A).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,19 +29,27 @@ typedef struct mem_end_s {
     int side;
     cmdipc_channel_t *ch;
     uv_async_t async;
+    uv_check_t check;     /* hands the outbox over at the end of an iteration */
+    uv_prepare_t prepare; /* ... or before the loop blocks */
     /* Under the pair's lock: */
-    int started;      /* async initialised on the owning loop */
+    int started;      /* handles initialised on the owning loop */
     int closed;       /* this end no longer receives */
     cmdipc_msg_t *head; /* inbox */
     cmdipc_msg_t *tail;
     size_t count;     /* queued + being delivered */
+    uv_loop_t *loop;  /* set by start */
     /* Owning loop only: */
-    uv_loop_t *loop;   /* set by start */
     int peer_known;    /* peer_same_loop is known (the peer had started) */
     int peer_same_loop; /* the peer runs on this end's loop: no hand-off needed */
+    cmdipc_msg_t *out_head; /* outbox (ends on two loops) */
+    cmdipc_msg_t *out_tail;
+    size_t out_count;
+    size_t peer_count_seen; /* the peer's inbox at the last hand-over */
+    int flush_armed;
     int paused;
     int handle_closing;
-    int report_status; /* what to report once the handle closed */
+    unsigned handles_open;
+    int report_status; /* what to report once the handles closed */
     inproc_t *ip;      /* the inproc listener that accepted it, while open */
     cmdipc__queue_t ip_link;
 } mem_end_t;
@@ -65,23 +82,109 @@ static void free_list(cmdipc_msg_t *m) {
     }
 }
 
-static int mem_send(cmdipc_channel_t *ch, cmdipc_msg_t *m) {
-    mem_end_t *e = cmdipc_channel_impl(ch);
-    mem_pair_t *p = e->pair;
-    int rc = 0;
-    /* To another loop (or one not known yet): the message must hold no
-     * json_t the sender's thread may still touch. */
-    if (!e->peer_same_loop && (rc = cmdipc__msg_detach(&m)) != 0) {
-        cmdipc_msg_free(m);
-        return rc;
-    }
-    m->next = NULL;
-    uv_mutex_lock(&p->lock);
-    mem_end_t *peer = peer_of(e);
+/* Under the lock: learns whether the peer shares this end's loop. */
+static void learn_peer(mem_end_t *e, mem_end_t *peer) {
     if (!e->peer_known && peer != NULL && peer->started) {
         e->peer_known = 1;
         e->peer_same_loop = peer->loop == e->loop;
     }
+}
+
+static void end_shutdown(mem_end_t *e, int status);
+
+/* Hands the outbox over to the peer (ends on two loops). */
+static void flush_outbox(mem_end_t *e) {
+    mem_pair_t *p = e->pair;
+    if (e->flush_armed) {
+        e->flush_armed = 0;
+        uv_check_stop(&e->check);
+        uv_prepare_stop(&e->prepare);
+    }
+    if (e->out_head == NULL)
+        return;
+    /* Share nothing with this thread: done here, outside the lock. A
+     * message that cannot be made so (out of memory) is dropped: the
+     * channel is failed below, as for a full queue. */
+    cmdipc_msg_t *keep = NULL, **tailp = &keep, *last = NULL;
+    size_t n = 0;
+    int failed = 0;
+    for (cmdipc_msg_t *m = e->out_head, *next; m != NULL; m = next) {
+        next = m->next;
+        m->next = NULL;
+        if (cmdipc__msg_detach(&m) != 0) {
+            cmdipc_msg_free(m);
+            failed = 1;
+            continue;
+        }
+        *tailp = m;
+        tailp = &m->next;
+        last = m;
+        n++;
+    }
+    e->out_head = e->out_tail = NULL;
+    e->out_count = 0;
+    uv_mutex_lock(&p->lock);
+    mem_end_t *peer = peer_of(e);
+    learn_peer(e, peer);
+    if (e->closed || peer == NULL || peer->closed) {
+        uv_mutex_unlock(&p->lock);
+        free_list(keep); /* the peer is gone: its close reaches us */
+        return;
+    }
+    if (keep != NULL) {
+        if (peer->tail != NULL)
+            peer->tail->next = keep;
+        else
+            peer->head = keep;
+        peer->tail = last;
+        peer->count += n;
+        wake(peer);
+    }
+    e->peer_count_seen = peer->count;
+    uv_mutex_unlock(&p->lock);
+    if (failed && !e->handle_closing)
+        end_shutdown(e, UV_ENOMEM); /* its outbox is empty now */
+}
+
+static void check_cb(uv_check_t *h) {
+    flush_outbox(cmdipc__container_of(h, mem_end_t, check));
+}
+
+static void prepare_cb(uv_prepare_t *h) {
+    flush_outbox(cmdipc__container_of(h, mem_end_t, prepare));
+}
+
+static int mem_send(cmdipc_channel_t *ch, cmdipc_msg_t *m) {
+    mem_end_t *e = cmdipc_channel_impl(ch);
+    mem_pair_t *p = e->pair;
+    int rc = 0;
+    m->next = NULL;
+    if (e->handle_closing) {
+        cmdipc_msg_free(m);
+        return CMDIPC_ECLOSED;
+    }
+    if (!e->peer_same_loop) {
+        /* To another loop (or one not known yet): through the outbox. The
+         * cap counts the peer's inbox as last seen plus the outbox. */
+        if (e->peer_count_seen + e->out_count >= p->queue_max) {
+            cmdipc_msg_free(m);
+            return CMDIPC_EOVERLOAD;
+        }
+        if (e->out_tail != NULL)
+            e->out_tail->next = m;
+        else
+            e->out_head = m;
+        e->out_tail = m;
+        e->out_count++;
+        if (!e->flush_armed) {
+            e->flush_armed = 1;
+            uv_check_start(&e->check, check_cb);
+            uv_prepare_start(&e->prepare, prepare_cb);
+        }
+        return 0;
+    }
+    uv_mutex_lock(&p->lock);
+    mem_end_t *peer = peer_of(e);
     if (e->closed || peer == NULL || peer->closed) {
         rc = CMDIPC_ECLOSED;
     } else if (peer->count >= p->queue_max) {
@@ -103,15 +206,23 @@ static int mem_send(cmdipc_channel_t *ch, cmdipc_msg_t *m) {
 
 static void handle_closed_cb(uv_handle_t *h) {
     mem_end_t *e = h->data;
-    cmdipc_channel_closed(e->ch, e->report_status);
+    if (--e->handles_open == 0)
+        cmdipc_channel_closed(e->ch, e->report_status);
 }
 
-/* Stops receiving and closes the handle; reports status once closed. */
+static void close_handle(mem_end_t *e, uv_handle_t *h) {
+    h->data = e;
+    uv_close(h, handle_closed_cb);
+}
+
+/* Hands over the outbox, stops receiving and closes the handles; reports
+ * status once they are closed. */
 static void end_shutdown(mem_end_t *e, int status) {
     mem_pair_t *p = e->pair;
     cmdipc_msg_t *drop;
     if (e->handle_closing)
         return;
+    flush_outbox(e);
     uv_mutex_lock(&p->lock);
     e->closed = 1;
     drop = e->head;
@@ -122,8 +233,10 @@ static void end_shutdown(mem_end_t *e, int status) {
     free_list(drop);
     e->handle_closing = 1;
     e->report_status = status;
-    e->async.data = e;
-    uv_close((uv_handle_t *)&e->async, handle_closed_cb);
+    e->handles_open = 3;
+    close_handle(e, (uv_handle_t *)&e->async);
+    close_handle(e, (uv_handle_t *)&e->check);
+    close_handle(e, (uv_handle_t *)&e->prepare);
 }
 
 static void async_cb(uv_async_t *h) {
@@ -162,6 +275,7 @@ static void async_cb(uv_async_t *h) {
         wake(e); /* more arrived meanwhile */
     }
     mem_end_t *peer = peer_of(e);
+    learn_peer(e, peer);
     int peer_gone = (peer == NULL || peer->closed) && e->head == NULL;
     uv_mutex_unlock(&p->lock);
     if (peer_gone && !e->paused)
@@ -174,9 +288,12 @@ static int mem_start(cmdipc_channel_t *ch, uv_loop_t *loop) {
     int rc = uv_async_init(loop, &e->async, async_cb);
     if (rc != 0)
         return rc;
+    uv_check_init(loop, &e->check);
+    uv_prepare_init(loop, &e->prepare);
     uv_mutex_lock(&p->lock);
     e->started = 1;
     e->loop = loop;
+    learn_peer(e, peer_of(e));
     /* Whatever the peer queued before we started, or its close. */
     uv_async_send(&e->async);
     uv_mutex_unlock(&p->lock);
@@ -191,7 +308,7 @@ static void mem_pause(cmdipc_channel_t *ch, int pause) {
 }
 
 static void mem_close(cmdipc_channel_t *ch, int graceful) {
-    (void)graceful; /* what we sent is already in the peer's inbox */
+    (void)graceful; /* what we sent is handed over first either way */
     mem_end_t *e = cmdipc_channel_impl(ch);
     end_shutdown(e, 0);
 }
@@ -210,6 +327,8 @@ static void mem_free(cmdipc_channel_t *ch) {
     drop = e->head;
     e->head = e->tail = NULL;
     p->end[e->side] = NULL;
+    free_list(e->out_head); /* never handed over: the channel never started */
+    e->out_head = e->out_tail = NULL;
     if (e->ip != NULL) { /* on the listener's loop, like the listener */
         cmdipc__queue_remove(&e->ip_link);
         inproc_forget(e->ip);
