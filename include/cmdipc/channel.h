@@ -14,7 +14,13 @@
  *   closed for good (peer gone, error, or after ops->close());
  * - after cmdipc_channel_closed() the registry calls ops->free() once, from
  *   a later loop iteration, and frees the channel.
- * All of this happens on the registry's loop thread.
+ * All of this happens on the registry's loop thread. The transport calls
+ * the cmdipc_channel_* entry points from its own libuv callbacks (read,
+ * timer, idle, async, close callbacks), never from inside one of its ops:
+ * the registry may then do anything, including closing the channel or
+ * itself, and the application's notifications follow from the loop. A
+ * channel stays valid until ops->free(); the registry keeps it alive while
+ * anything queued still refers to it.
  */
 #ifndef CMDIPC_CHANNEL_H
 #define CMDIPC_CHANNEL_H

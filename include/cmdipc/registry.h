@@ -12,6 +12,18 @@
  *   call that started it (completions are deferred to the loop).
  * - Callbacks take the object, then the status, then the payload, then the
  *   user's data pointer.
+ * - Every callback and notification (completions, handlers, listeners of
+ *   received events, channel and command notifications, close callbacks) is
+ *   delivered from the loop, never inside the API call that caused it; the
+ *   one exception is a local cmdipc_registry_emit(), whose listeners run
+ *   inside it. From inside any callback every function here may be called:
+ *   closing the registry or a channel, attaching, executing, registering,
+ *   emitting.
+ *
+ * Threads: a registry and everything attached to it belong to its loop's
+ * thread. The cross-thread hand-offs are the memory channel and inproc://
+ * (cmdipc/transport.h): a message that crosses to another loop is owned by
+ * that loop alone (no json_t is ever shared between two threads).
  *
  * JSON ownership (jansson's rules):
  * - json_t arguments are borrowed: cmdipc takes its own reference when it
@@ -146,7 +158,12 @@ CMDIPC_EXTERN int cmdipc_registry_new(uv_loop_t *loop, const cmdipc_registry_opt
  * runs on a later loop iteration and the registry is freed. After that,
  * uv_loop_close() returns 0 once the loop has run. Calls handed to handlers
  * and not yet answered stay valid until answered; their answers are dropped.
- * Closing twice is a programming error (assert). */
+ * Closing a registry that is already closing is a defined no-op that still
+ * calls its close_cb (when not NULL) exactly once, when the close completes:
+ * every close callback asked for runs, in the order the closes were called
+ * (also one asked for from inside a close callback), then the registry is
+ * freed. So an exit callback or a CLOSED notification may close the
+ * registry whatever else closed it. */
 CMDIPC_EXTERN void cmdipc_registry_close(cmdipc_registry_t *r, cmdipc_close_cb close_cb,
                                          void *data);
 
@@ -155,7 +172,11 @@ CMDIPC_EXTERN uv_loop_t *cmdipc_registry_loop(const cmdipc_registry_t *r);
 CMDIPC_EXTERN void *cmdipc_registry_get_data(const cmdipc_registry_t *r);
 CMDIPC_EXTERN void cmdipc_registry_set_data(cmdipc_registry_t *r, void *data);
 
-/* Channel notifications, each with the channel (valid during the call):
+/* Channel notifications, each with the channel (valid during the call),
+ * delivered from the loop in the order the changes happened (never inside
+ * cmdipc_registry_attach(), cmdipc_channel_close() or
+ * cmdipc_registry_close(); a CLOSED one may come after its registry started
+ * closing, before the close callback):
  * - ATTACHED (status 0): attached to the registry;
  * - UP (0): its link is usable (at attach, and after each reconnect of a
  *   reconnecting dialer);
