@@ -78,8 +78,8 @@ int cmdipc__req_complete(cmdipc_req_t *req, int status, json_t *result, const ch
     return 0;
 }
 
-void cmdipc__req_timeout(cmdipc_req_t *req) {
-    cmdipc_registry_t *r = req->reg;
+static void req_timeout(cmdipc_registry_t *r, cmdipc__timer_t *t) {
+    cmdipc_req_t *req = cmdipc__container_of(t, cmdipc_req_t, out.timer);
     r->stats.timeouts++;
     cmdipc__log(r, CMDIPC_LOG_DEBUG, "execute %s: request %s timed out", req->command_id,
                 req->id);
@@ -345,8 +345,7 @@ int cmdipc_registry_execute(cmdipc_registry_t *r, const char *command_id, json_t
     req->data = data;
     req->command_id = req->strings;
     memcpy(req->command_id, command_id, nc);
-    req->out.timer.index = SIZE_MAX;
-    req->out.timer.kind = CMDIPC__T_EXEC;
+    cmdipc__timer_init(&req->out.timer, CMDIPC__T_EXEC, req_timeout);
     req->deferred.fn = req_deliver_cb;
     cmdipc__uuid4(req->id);
     cmdipc__queue_insert_tail(&r->reqs, &req->link);

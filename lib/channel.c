@@ -28,13 +28,7 @@ typedef struct notice_s {
     int status;
 } notice_t;
 
-static char *xstrdup(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *p = cmdipc__malloc(n);
-    if (p != NULL)
-        memcpy(p, s, n);
-    return p;
-}
+#define xstrdup cmdipc__strdup
 
 /* ---------------------------------------------------------------------------
  * References. */

@@ -25,7 +25,7 @@ typedef struct seen_s {
 static void seen_drop(cmdipc_registry_t *r, seen_t *s) {
     cmdipc__map_del(&r->seen, &s->node);
     cmdipc__queue_remove(&s->fifo);
-    free(s);
+    cmdipc__free(s);
 }
 
 /* Returns 1 if id was seen within the TTL, else remembers it and returns 0. */
@@ -42,14 +42,14 @@ static int seen_check_and_mark(cmdipc_registry_t *r, const char *id) {
     while (r->seen.count >= r->event_dedup_max && !cmdipc__queue_empty(&r->seen_fifo))
         seen_drop(r, cmdipc__container_of(r->seen_fifo.next, seen_t, fifo));
     size_t n = strlen(id);
-    seen_t *s = malloc(sizeof(*s) + n + 1);
+    seen_t *s = cmdipc__malloc(sizeof(*s) + n + 1);
     if (s == NULL)
         return 0;
     memcpy(s->id, id, n + 1);
     s->expires = r->event_ttl_ms ? cmdipc__add_sat(now, r->event_ttl_ms) : UINT64_MAX;
     s->node.key = s->id;
     if (cmdipc__map_put(&r->seen, &s->node) != 0) {
-        free(s);
+        cmdipc__free(s);
         return 0;
     }
     cmdipc__queue_insert_tail(&r->seen_fifo, &s->fifo);
@@ -66,14 +66,14 @@ static cmdipc__sub_list_t *list_get(cmdipc_registry_t *r, const char *event_id, 
     if (n != NULL || !create)
         return n ? cmdipc__container_of(n, cmdipc__sub_list_t, node) : NULL;
     size_t len = strlen(event_id);
-    cmdipc__sub_list_t *l = calloc(1, sizeof(*l) + len + 1);
+    cmdipc__sub_list_t *l = cmdipc__calloc(1, sizeof(*l) + len + 1);
     if (l == NULL)
         return NULL;
     memcpy(l->id, event_id, len + 1);
     cmdipc__queue_init(&l->subs);
     l->node.key = l->id;
     if (cmdipc__map_put(&r->events, &l->node) != 0) {
-        free(l);
+        cmdipc__free(l);
         return NULL;
     }
     return l;
@@ -83,7 +83,7 @@ static void list_maybe_free(cmdipc_registry_t *r, cmdipc__sub_list_t *l) {
     if (l == NULL || l == r->wildcard || l->busy || !cmdipc__queue_empty(&l->subs))
         return;
     cmdipc__map_del(&r->events, &l->node);
-    free(l);
+    cmdipc__free(l);
 }
 
 int cmdipc_registry_on(cmdipc_registry_t *r, const char *event_id, cmdipc_event_cb cb,
@@ -95,15 +95,15 @@ int cmdipc_registry_on(cmdipc_registry_t *r, const char *event_id, cmdipc_event_
     if (r->closing)
         return CMDIPC_ECLOSED;
     if (event_id == NULL && r->wildcard == NULL) {
-        r->wildcard = calloc(1, sizeof(*r->wildcard) + 1);
+        r->wildcard = cmdipc__calloc(1, sizeof(*r->wildcard) + 1);
         if (r->wildcard == NULL)
             return UV_ENOMEM;
         cmdipc__queue_init(&r->wildcard->subs);
     }
     cmdipc__sub_list_t *l = list_get(r, event_id, 1);
-    cmdipc_sub_t *s = calloc(1, sizeof(*s));
+    cmdipc_sub_t *s = cmdipc__calloc(1, sizeof(*s));
     if (l == NULL || s == NULL) {
-        free(s);
+        cmdipc__free(s);
         list_maybe_free(r, l);
         return UV_ENOMEM;
     }
@@ -127,7 +127,7 @@ void cmdipc_sub_off(cmdipc_sub_t *s) {
     cmdipc__sub_list_t *l = s->list;
     cmdipc_registry_t *r = s->reg;
     cmdipc__queue_remove(&s->link);
-    free(s);
+    cmdipc__free(s);
     list_maybe_free(r, l);
 }
 
@@ -148,7 +148,7 @@ static void deliver_list(cmdipc_registry_t *r, cmdipc__sub_list_t *l, uint64_t g
         q = q->next; /* s is still linked: it is referenced */
         if (--s->refs == 0 && s->removed) {
             cmdipc__queue_remove(&s->link);
-            free(s);
+            cmdipc__free(s);
         }
     }
     l->busy--;
@@ -179,18 +179,18 @@ void cmdipc__events_free(cmdipc_registry_t *r) {
         while (!cmdipc__queue_empty(&l->subs)) {
             cmdipc__queue_t *q = l->subs.next;
             cmdipc__queue_remove(q);
-            free(cmdipc__container_of(q, cmdipc_sub_t, link));
+            cmdipc__free(cmdipc__container_of(q, cmdipc_sub_t, link));
         }
-        free(l);
+        cmdipc__free(l);
     }
     cmdipc__map_free(&r->events);
     if (r->wildcard != NULL) {
         while (!cmdipc__queue_empty(&r->wildcard->subs)) {
             cmdipc__queue_t *q = r->wildcard->subs.next;
             cmdipc__queue_remove(q);
-            free(cmdipc__container_of(q, cmdipc_sub_t, link));
+            cmdipc__free(cmdipc__container_of(q, cmdipc_sub_t, link));
         }
-        free(r->wildcard);
+        cmdipc__free(r->wildcard);
         r->wildcard = NULL;
     }
     while (!cmdipc__queue_empty(&r->seen_fifo))

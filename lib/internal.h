@@ -185,11 +185,23 @@ cmdipc__hnode_t *cmdipc__map_iter_next(cmdipc__map_iter_t *it);
 /* ---------------------------------------------------------------------------
  * Min-heap of deadlines. */
 
-typedef struct cmdipc__timer_s {
+typedef struct cmdipc__timer_s cmdipc__timer_t;
+/* What a deadline does when it passes; t is the entry's own timer (taken out
+ * of the heap already). */
+typedef void (*cmdipc__expire_fn)(cmdipc_registry_t *r, cmdipc__timer_t *t);
+
+struct cmdipc__timer_s {
     uint64_t deadline;
     size_t index; /* position in the heap; SIZE_MAX when not queued */
-    uint8_t kind;
-} cmdipc__timer_t;
+    cmdipc__expire_fn expire;
+    uint8_t kind; /* what holds it (CMDIPC__T_*), for the out maps */
+};
+
+static inline void cmdipc__timer_init(cmdipc__timer_t *t, int kind, cmdipc__expire_fn expire) {
+    t->index = SIZE_MAX;
+    t->kind = (uint8_t)kind;
+    t->expire = expire;
+}
 
 typedef struct cmdipc__heap_s {
     cmdipc__timer_t **v;
@@ -597,12 +609,12 @@ void cmdipc__call_start(cmdipc_registry_t *r, cmdipc_channel_t *origin, cmdipc_m
                         cmdipc__cmd_t *cmd);
 void cmdipc__calls_orphan(cmdipc_registry_t *r, cmdipc__queue_t *calls);
 void cmdipc__reqs_cancel_all(cmdipc_registry_t *r);
-void cmdipc__req_timeout(cmdipc_req_t *req);
 /* Sends an execute error response to ch. */
 void cmdipc__reply_error(cmdipc_channel_t *ch, const char *thid, int status,
                          const char *message);
 
-/* routing.c */
+/* The command table, registrations and routes (commands.c, escalation.c,
+ * routing.c). */
 struct cmdipc__cmd_s {
     cmdipc__hnode_t node;
     cmdipc__queue_t order;
@@ -661,9 +673,38 @@ typedef struct cmdipc__route_s {
     char id[]; /* the forwarded request's id */
 } cmdipc__route_t;
 
+static inline int cmdipc__is_private(const char *id) { return id[0] == '_'; }
+
+/* commands.c */
+cmdipc__cmd_t *cmdipc__cmd_new(cmdipc_registry_t *r, const char *id, const char *description,
+                               json_t *schema, int state, cmdipc_channel_t *owner);
+void cmdipc__cmd_remove(cmdipc_registry_t *r, cmdipc__cmd_t *c);
+void cmdipc__cmd_refresh(cmdipc__cmd_t *c, const char *description, json_t *schema);
+/* Queues an ADDED/REMOVED notification of c. */
+void cmdipc__command_notify(cmdipc_registry_t *r, int event, const cmdipc__cmd_t *c);
+/* {id, description?, schema?} of c, a new reference; NULL when out of memory. */
+json_t *cmdipc__cmd_def_json(const cmdipc__cmd_t *c);
+
+/* escalation.c */
+cmdipc__reg_t *cmdipc__reg_new(cmdipc_registry_t *r, int kind, const char *command_id);
+void cmdipc__reg_free(cmdipc__reg_t *g);
+/* Sends c's registration to the router. Returns 0 (g is pending),
+ * CMDIPC_EOVERLOAD, CMDIPC_ECLOSED or UV_ENOMEM. */
+int cmdipc__escalate(cmdipc_registry_t *r, cmdipc__reg_t *g, cmdipc__cmd_t *c);
+/* Escalates an existing command (router attach, learned from a child). */
+void cmdipc__escalate_again(cmdipc_registry_t *r, cmdipc__cmd_t *c);
+/* Records the outcome of an escalated registration (frees g). */
+void cmdipc__reg_finish(cmdipc__reg_t *g, int status, const char *why);
+void cmdipc__inbound_register(cmdipc_channel_t *ch, cmdipc_msg_t *m);
+
+/* lists.c */
 typedef struct cmdipc__list_s cmdipc__list_t;
-void cmdipc__list_expired(cmdipc__list_t *l);
+void cmdipc__list_complete(cmdipc__list_t *l, int status, json_t *commands);
 void cmdipc__lists_cancel_all(cmdipc_registry_t *r);
+void cmdipc__inbound_list_request(cmdipc_channel_t *ch, cmdipc_msg_t *m);
+void cmdipc__inbound_list_response(cmdipc_channel_t *ch, cmdipc_msg_t *m);
+
+/* routing.c */
 void cmdipc__dispatch(cmdipc_channel_t *ch, cmdipc_msg_t *m);
 /* Fails what awaited an answer from ch and forgets its commands. */
 void cmdipc__channel_forget_target(cmdipc_channel_t *ch);
@@ -672,9 +713,7 @@ void cmdipc__channel_forget_target(cmdipc_channel_t *ch);
  * registrations that came from ch. */
 void cmdipc__channel_forget(cmdipc_channel_t *ch);
 void cmdipc__router_attached(cmdipc_registry_t *r);
-void cmdipc__reg_expired(cmdipc__reg_t *g);
-void cmdipc__route_expired(cmdipc_registry_t *r, cmdipc__route_t *rt);
-void cmdipc__retry_due(cmdipc_registry_t *r, cmdipc__cmd_t *cmd);
+void cmdipc__retry_due(cmdipc_registry_t *r, cmdipc__timer_t *t);
 void cmdipc__commands_free(cmdipc_registry_t *r);
 void cmdipc__command_events_free(cmdipc_registry_t *r);
 void cmdipc__regs_cancel_all(cmdipc_registry_t *r);

@@ -14,7 +14,7 @@ void cmdipc__map_init(cmdipc__map_t *m) {
 }
 
 void cmdipc__map_free(cmdipc__map_t *m) {
-    free(m->buckets);
+    cmdipc__free(m->buckets);
     cmdipc__map_init(m);
 }
 
@@ -35,7 +35,7 @@ cmdipc__hnode_t *cmdipc__map_get(const cmdipc__map_t *m, const char *key) {
 
 static int map_grow(cmdipc__map_t *m) {
     size_t nb = m->buckets ? (m->mask + 1) * 2 : 16;
-    cmdipc__hnode_t **b = calloc(nb, sizeof(*b));
+    cmdipc__hnode_t **b = cmdipc__calloc(nb, sizeof(*b));
     if (b == NULL)
         return UV_ENOMEM;
     if (m->buckets != NULL) {
@@ -48,7 +48,7 @@ static int map_grow(cmdipc__map_t *m) {
                 n = next;
             }
         }
-        free(m->buckets);
+        cmdipc__free(m->buckets);
     }
     m->buckets = b;
     m->mask = nb - 1;
@@ -116,7 +116,7 @@ void cmdipc__heap_init(cmdipc__heap_t *h) {
 void cmdipc__heap_free(cmdipc__heap_t *h) {
     for (size_t i = 0; i < h->n; i++)
         h->v[i]->index = SIZE_MAX;
-    free(h->v);
+    cmdipc__free(h->v);
     cmdipc__heap_init(h);
 }
 
@@ -156,7 +156,7 @@ static void heap_down(cmdipc__heap_t *h, size_t i) {
 int cmdipc__heap_push(cmdipc__heap_t *h, cmdipc__timer_t *t) {
     if (h->n == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 64;
-        cmdipc__timer_t **v = realloc(h->v, cap * sizeof(*v));
+        cmdipc__timer_t **v = cmdipc__realloc(h->v, cap * sizeof(*v));
         if (v == NULL)
             return UV_ENOMEM;
         h->v = v;

@@ -59,15 +59,7 @@ void cmdipc_exec_opts_init(cmdipc_exec_opts_t *o) {
     o->timeout_ms = CMDIPC_TIMEOUT_DEFAULT;
 }
 
-static char *xstrdup(const char *s) {
-    if (s == NULL)
-        return NULL;
-    size_t n = strlen(s) + 1;
-    char *p = cmdipc__malloc(n);
-    if (p != NULL)
-        memcpy(p, s, n);
-    return p;
-}
+#define xstrdup cmdipc__strdup
 
 /* ---------------------------------------------------------------------------
  * Deferred completions: one queue per registry, drained by a uv_idle handle
@@ -186,25 +178,7 @@ void cmdipc__registry_run_deadlines(cmdipc_registry_t *r) {
     cmdipc__timer_t *t;
     while ((t = cmdipc__heap_top(&r->heap)) != NULL && t->deadline <= now) {
         cmdipc__heap_remove(&r->heap, t);
-        switch (t->kind) {
-            case CMDIPC__T_EXEC:
-                cmdipc__req_timeout(cmdipc__container_of(t, cmdipc_req_t, out.timer));
-                break;
-            case CMDIPC__T_REG:
-                cmdipc__reg_expired(cmdipc__container_of(t, cmdipc__reg_t, out.timer));
-                break;
-            case CMDIPC__T_ROUTE:
-                cmdipc__route_expired(r, cmdipc__container_of(t, cmdipc__route_t, out.timer));
-                break;
-            case CMDIPC__T_RETRY:
-                cmdipc__retry_due(r, cmdipc__container_of(t, cmdipc__cmd_t, retry));
-                break;
-            case CMDIPC__T_LIST:
-                cmdipc__list_expired((cmdipc__list_t *)cmdipc__container_of(t, cmdipc__out_t, timer));
-                break;
-            default:
-                break;
-        }
+        t->expire(r, t);
     }
 }
 

@@ -305,7 +305,7 @@ TEST(heap_remove_arbitrary_and_not_queued) {
     ASSERT_UEQ(cmdipc__heap_top(&h)->deadline, 0);
 
     /* Removing a timer that is not queued, or removing twice, does nothing. */
-    cmdipc__timer_t stray = {5, SIZE_MAX, 0};
+    cmdipc__timer_t stray = {5, SIZE_MAX, NULL, 0};
     cmdipc__heap_remove(&h, &stray);
     ASSERT_UEQ(h.n, 64);
     cmdipc__heap_remove(&h, &t[10]);
