@@ -192,16 +192,28 @@ static void timer_cb(uv_timer_t *h) {
 /* ---------------------------------------------------------------------------
  * Lifecycle. */
 
+/* CMDIPC_LOG: a level name turns stderr logging on at that level; off,
+ * none, 0 or empty keep it off; anything else is reported once and ignored
+ * (it used to turn debug logging on). */
 static cmdipc_log_level_t env_log_level(int *set) {
+    static int warned;
     const char *e = getenv("CMDIPC_LOG");
     *set = 0;
-    if (e == NULL || *e == '\0')
+    if (e == NULL || *e == '\0' || strcasecmp(e, "off") == 0 || strcasecmp(e, "none") == 0 ||
+        strcmp(e, "0") == 0)
         return CMDIPC_LOG_WARN;
-    *set = 1;
-    for (int i = 0; i <= CMDIPC_LOG_DEBUG; i++)
-        if (strcasecmp(e, level_names[i]) == 0)
+    for (int i = 0; i <= CMDIPC_LOG_DEBUG; i++) {
+        if (strcasecmp(e, level_names[i]) == 0) {
+            *set = 1;
             return (cmdipc_log_level_t)i;
-    return CMDIPC_LOG_DEBUG;
+        }
+    }
+    if (!__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
+        fprintf(stderr,
+                "cmdipc: CMDIPC_LOG=%.40s is not a level (error, warn, info, debug, off): "
+                "ignored\n",
+                e);
+    return CMDIPC_LOG_WARN;
 }
 
 int cmdipc_registry_new(uv_loop_t *loop, const cmdipc_registry_opts_t *opts,
@@ -249,7 +261,7 @@ int cmdipc_registry_new(uv_loop_t *loop, const cmdipc_registry_opts_t *opts,
     r->log_cb = opts->log_cb;
     r->log_data = opts->log_data;
     r->log_level = (int)opts->log_level;
-    if (r->log_cb == NULL) {
+    if (r->log_cb == NULL && opts->version >= 2 && opts->log_from_env) {
         int set;
         cmdipc_log_level_t lvl = env_log_level(&set);
         if (set) {

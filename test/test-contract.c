@@ -622,6 +622,61 @@ TEST(stdio_connect_twice_is_busy) {
     tu_close_all(&loop, r, NULL);
 }
 
+/* ---------------------------------------------------------------------------
+ * CMDIPC_LOG is read only when the application asks (log_from_env); off
+ * means off, an unknown value is reported and ignored (it used to mean
+ * debug). */
+
+static size_t log_run(const char *env, int from_env, char *out, size_t size) {
+    char path[HARNESS_PATH_MAX];
+    harness_scratch_path(path, sizeof(path), "log");
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *f = fopen(path, "w+");
+    ASSERT_NOT_NULL(f);
+    dup2(fileno(f), 2);
+    if (env != NULL)
+        setenv("CMDIPC_LOG", env, 1);
+    else
+        unsetenv("CMDIPC_LOG");
+    uv_loop_t loop;
+    ASSERT_OK(uv_loop_init(&loop));
+    cmdipc_registry_opts_t o;
+    cmdipc_registry_opts_init(&o);
+    o.id = "logger";
+    o.log_from_env = from_env;
+    cmdipc_registry_t *r;
+    ASSERT_OK(cmdipc_registry_new(&loop, &o, &r));
+    cmdipc_channel_t *a, *b;
+    ASSERT_OK(cmdipc_memory_pair("x", "y", &a, &b));
+    ASSERT_OK(cmdipc_registry_attach(r, a)); /* logs "channel x attached" (info) */
+    cmdipc_channel_free(b);
+    cmdipc_registry_close(r, NULL, NULL);
+    ASSERT_LOOP_CLOSES(&loop);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(f);
+    size_t n = fread(out, 1, size - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    unlink(path);
+    return n;
+}
+
+TEST(log_environment_is_opt_in) {
+    char out[4096];
+    log_run("debug", 0, out, sizeof(out));
+    ASSERT_STR_EQ(out, ""); /* not asked: silent */
+    log_run("info", 1, out, sizeof(out));
+    ASSERT_NOT_NULL(strstr(out, "cmdipc[logger] info: channel x attached"));
+    log_run("off", 1, out, sizeof(out));
+    ASSERT_STR_EQ(out, "");
+    log_run("chatty", 1, out, sizeof(out));
+    ASSERT_NOT_NULL(strstr(out, "CMDIPC_LOG=chatty is not a level"));
+    ASSERT_NULL(strstr(out, "attached")); /* and not debug logging */
+}
+
 TEST_LIST_BEGIN
 TEST_ENTRY(notifications_never_inside_the_call)
 TEST_ENTRY(close_registry_from_closed_notification)
@@ -636,5 +691,6 @@ TEST_ENTRY(options_without_init_are_refused)
 TEST_ENTRY(close_with_tcp_connect_pending_completes)
 TEST_ENTRY(spawn_exit_cb_may_close_the_registry)
 TEST_ENTRY(stdio_connect_twice_is_busy)
+TEST_ENTRY(log_environment_is_opt_in)
 TEST_HELPER(stdio_twice)
 TEST_LIST_END

@@ -105,7 +105,7 @@ CMDIPC_EXTERN void cmdipc_log_stderr(cmdipc_registry_t *r, cmdipc_log_level_t le
  * Registry
  */
 
-#define CMDIPC_REGISTRY_OPTS_VERSION 1
+#define CMDIPC_REGISTRY_OPTS_VERSION 2
 
 typedef struct cmdipc_registry_opts_s {
     unsigned version; /* CMDIPC_REGISTRY_OPTS_VERSION (set by _init) */
@@ -129,8 +129,10 @@ typedef struct cmdipc_registry_opts_s {
     /* Calls and forwards awaiting an answer on one channel. Beyond it a new
      * call returns CMDIPC_EOVERLOAD. Default 1024; 0 = no cap. */
     unsigned max_outbound_pending;
-    /* Log sink. NULL: silent, unless the environment variable CMDIPC_LOG is
-     * set (to error, warn, info or debug), which selects cmdipc_log_stderr. */
+    /* Log sink. NULL: silent (unless log_from_env). It is called from inside
+     * the library, also inside API calls: it may read the registry
+     * (cmdipc_registry_id(), _get_data()) and must not call any other cmdipc
+     * function; it must not block (hand slow writes to a queue). */
     cmdipc_log_cb log_cb;
     void *log_data;
     /* Most verbose level passed to log_cb. Default CMDIPC_LOG_WARN. */
@@ -139,6 +141,13 @@ typedef struct cmdipc_registry_opts_s {
      * {"commands":[{id, description?, schema?, channel?, local}...]} with every
      * public command this registry knows (local and remote). Default 0. */
     int builtin_commands;
+    /* Version 2. When log_cb is NULL, read the environment variable
+     * CMDIPC_LOG (error, warn, info, debug; off or none: nothing) and log to
+     * stderr with cmdipc_log_stderr at that level. Default 0: a library
+     * embedded in a host process does not log because of its environment
+     * (the cmdipc tool turns it on). An unknown value is reported once on
+     * stderr and ignored. */
+    int log_from_env;
 } cmdipc_registry_opts_t;
 
 typedef void (*cmdipc_close_cb)(cmdipc_registry_t *r, void *data);
