@@ -115,6 +115,16 @@ static void call_free(cmdipc_call_t *c) {
     cmdipc__pfree(c);
 }
 
+void cmdipc__call_free(cmdipc_call_t *c) { call_free(c); }
+
+static int call_answer(cmdipc_call_t *c, int status, json_t *result, char *text, size_t len,
+                       const char *message);
+
+void cmdipc__call_answer_text(cmdipc_call_t *c, int status, char *text, size_t len,
+                              const char *message) {
+    call_answer(c, status, NULL, text, len, message);
+}
+
 static void call_run_cb(cmdipc__deferred_t *d) {
     cmdipc_call_t *c = cmdipc__container_of(d, cmdipc_call_t, deferred);
     json_t *request = c->request;
@@ -205,10 +215,14 @@ void cmdipc__reply_error(cmdipc_channel_t *ch, const char *thid, int status,
     cmdipc__send_or_fail(ch, m);
 }
 
-/* Common tail of reply and fail: delivers the answer where it is awaited. */
-static int call_answer(cmdipc_call_t *c, int status, json_t *result, const char *message) {
+/* Common tail of reply and fail: delivers the answer where it is awaited.
+ * The result is a json_t (borrowed) or, for an answer made on another
+ * thread, JSON text (text: owned, malloc'd; consumed). */
+static int call_answer(cmdipc_call_t *c, int status, json_t *result, char *text, size_t len,
+                       const char *message) {
     cmdipc_registry_t *r = c->reg;
     if (r == NULL) { /* registry gone */
+        free(text);
         call_free(c);
         return 0;
     }
@@ -218,11 +232,19 @@ static int call_answer(cmdipc_call_t *c, int status, json_t *result, const char 
         cmdipc_msg_t *m = cmdipc__msg_new(CMDIPC_MSG_EXECUTE_RESPONSE, NULL, c->thid, NULL,
                                           status ? message : NULL, NULL);
         if (m == NULL) {
+            free(text);
             cmdipc__channel_fail(ch, UV_ENOMEM);
         } else {
             m->status = status;
-            if (status == 0 && result != NULL)
+            if (status == 0 && result != NULL) {
                 cmdipc__msg_set_json(m, result);
+            } else if (status == 0 && text != NULL) {
+                m->body.text = text; /* the message owns it now */
+                m->body.len = len;
+                m->body.text_owned = 1;
+            } else {
+                free(text);
+            }
             cmdipc__send_or_fail(ch, m);
         }
         cmdipc__in_flight_dec(ch);
@@ -230,8 +252,19 @@ static int call_answer(cmdipc_call_t *c, int status, json_t *result, const char 
         cmdipc_req_t *req = c->req;
         c->req = NULL;
         req->call = NULL;
-        cmdipc__req_complete(req, status, result, message);
+        json_t *built = NULL;
+        if (status == 0 && result == NULL && text != NULL) {
+            built = cmdipc__json_build(text, len);
+            if (built == NULL) {
+                status = UV_ENOMEM;
+                message = "out of memory";
+            }
+        }
+        free(text);
+        cmdipc__req_complete(req, status, result ? result : built, message);
+        json_decref(built);
     } else {
+        free(text);
         r->stats.dropped[CMDIPC_DROP_LATE_ANSWER]++;
         cmdipc__log(r, CMDIPC_LOG_DEBUG, "call %s (%s) answered after its caller left",
                     c->thid, c->command_id);
@@ -247,11 +280,17 @@ int cmdipc_call_reply(cmdipc_call_t *call, json_t *result) {
         result = NULL; /* absent: "result" is omitted */
     int rc = cmdipc__json_check(result, CMDIPC__RESULT_DEPTH);
     if (rc != 0) {
-        call_answer(call, CMDIPC_EINTERNAL, NULL,
-                    "handler result cannot be encoded (nested too deep or holding NUL)");
+        static const char why[] =
+            "handler result cannot be encoded (nested too deep or holding NUL)";
+        if (call->xt != NULL)
+            cmdipc__xt_answer(call, CMDIPC_EINTERNAL, NULL, why);
+        else
+            call_answer(call, CMDIPC_EINTERNAL, NULL, NULL, 0, why);
         return UV_EINVAL;
     }
-    return call_answer(call, 0, result, NULL);
+    if (call->xt != NULL)
+        return cmdipc__xt_answer(call, 0, result, NULL);
+    return call_answer(call, 0, result, NULL, 0, NULL);
 }
 
 int cmdipc_call_fail(cmdipc_call_t *call, int status, const char *message) {
@@ -266,7 +305,11 @@ int cmdipc_call_fail(cmdipc_call_t *call, int status, const char *message) {
         status = CMDIPC_EINTERNAL;
         rc = UV_EINVAL;
     }
-    call_answer(call, status, NULL, message ? message : cmdipc_strerror(status));
+    message = message ? message : cmdipc_strerror(status);
+    if (call->xt != NULL)
+        cmdipc__xt_answer(call, status, NULL, message);
+    else
+        call_answer(call, status, NULL, NULL, 0, message);
     return rc;
 }
 

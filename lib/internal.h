@@ -499,6 +499,13 @@ struct cmdipc_call_s {
     cmdipc_command_fn fn;
     void *fn_data;
     json_t *request;
+    struct cmdipc__xt_s *xt; /* set by cmdipc_call_detach: answered from any thread */
+    /* The answer made on another thread, read by the loop (xthread.c). */
+    cmdipc__queue_t xt_link;
+    int xt_status;
+    char *xt_text;    /* result as JSON text (owned), or NULL */
+    size_t xt_len;
+    char *xt_message; /* owned, or NULL */
     char *thid;       /* points into strings */
     char *command_id; /* points into strings */
     char strings[];
@@ -543,6 +550,7 @@ struct cmdipc_registry_s {
     int handles_open;
     int handles_closing; /* uv_close called on timer and idle: nothing may be deferred */
     cmdipc__close_waiter_t *close_waiters; /* close callbacks, in call order */
+    struct cmdipc__xt_s *xt; /* answers from other threads (first cmdipc_call_detach) */
     unsigned channels_closing;
     uv_timer_t timer;
     uv_idle_t idle;
@@ -609,6 +617,21 @@ void cmdipc__call_start(cmdipc_registry_t *r, cmdipc_channel_t *origin, cmdipc_m
                         cmdipc__cmd_t *cmd);
 void cmdipc__calls_orphan(cmdipc_registry_t *r, cmdipc__queue_t *calls);
 void cmdipc__reqs_cancel_all(cmdipc_registry_t *r);
+void cmdipc__call_free(cmdipc_call_t *c);
+/* Answers c with a result given as JSON text (owned, malloc'd: consumed). */
+void cmdipc__call_answer_text(cmdipc_call_t *c, int status, char *text, size_t len,
+                              const char *message);
+
+/* xthread.c: answers from other threads. */
+typedef struct cmdipc__xt_s cmdipc__xt_t;
+/* From any thread: records the answer of a detached call and wakes its loop
+ * (or frees the call if its registry is gone). Returns 0 or UV_ENOMEM. */
+int cmdipc__xt_answer(cmdipc_call_t *c, int status, json_t *result, const char *message);
+/* The registry closes (loop thread): no more answers are taken; the handle
+ * is closed with handle_closed as its close callback. Returns 1 if there
+ * was a handle to close. */
+int cmdipc__xt_shutdown(cmdipc_registry_t *r, uv_close_cb handle_closed);
+
 /* Sends an execute error response to ch. */
 void cmdipc__reply_error(cmdipc_channel_t *ch, const char *thid, int status,
                          const char *message);

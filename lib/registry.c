@@ -365,6 +365,7 @@ void cmdipc__maybe_finish_close(cmdipc_registry_t *r) {
     r->idle.data = r;
     uv_close((uv_handle_t *)&r->timer, handle_closed_cb);
     uv_close((uv_handle_t *)&r->idle, handle_closed_cb);
+    cmdipc__xt_shutdown(r, handle_closed_cb); /* counted in handles_open when it exists */
 }
 
 static void resource_close(cmdipc_resource_t *res) {

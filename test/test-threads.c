@@ -247,6 +247,124 @@ TEST(messages_crossing_loops_share_no_json) {
     uv_sem_destroy(&w2.ready);
 }
 
+/* ---------------------------------------------------------------------------
+ * A handler hands its call to a worker thread, which answers it there
+ * (cmdipc_call_detach). Half the calls are still with the worker when the
+ * registry closes: their answers are dropped on the worker's thread. */
+
+#define XT_CALLS 200
+
+typedef struct {
+    uv_mutex_t lock;
+    uv_cond_t cond;
+    cmdipc_call_t *queue[XT_CALLS];
+    int head, tail;
+    int stop;
+    int resume; /* the second half waits for this (set after the close) */
+    uv_thread_t tid;
+} workq_t;
+
+static workq_t wq;
+static int xt_ok, xt_done, xt_canceled;
+
+static void worker_main(void *arg) {
+    (void)arg;
+    for (;;) {
+        uv_mutex_lock(&wq.lock);
+        while (wq.head == wq.tail && !wq.stop)
+            uv_cond_wait(&wq.cond, &wq.lock);
+        if (wq.head == wq.tail && wq.stop) {
+            uv_mutex_unlock(&wq.lock);
+            return;
+        }
+        if (wq.head == XT_CALLS / 2)
+            while (!wq.resume) /* hold the second half until the registries closed */
+                uv_cond_wait(&wq.cond, &wq.lock);
+        cmdipc_call_t *call = wq.queue[wq.head++];
+        int n = wq.head;
+        uv_mutex_unlock(&wq.lock);
+        /* The result is made here, on the worker's thread. */
+        json_t *res = json_pack("{s:s,s:i}", "by", "worker", "n", n);
+        if (n % 10 == 0)
+            ASSERT_OK(cmdipc_call_fail(call, CMDIPC_EINVALREQ, "every tenth refused"));
+        else
+            ASSERT_OK(cmdipc_call_reply(call, res));
+        json_decref(res);
+    }
+}
+
+static void offload_fn(cmdipc_call_t *call, json_t *request, void *data) {
+    (void)request;
+    (void)data;
+    ASSERT_OK(cmdipc_call_detach(call));
+    ASSERT_STATUS(UV_EALREADY, cmdipc_call_detach(call));
+    uv_mutex_lock(&wq.lock);
+    wq.queue[wq.tail++] = call;
+    uv_cond_signal(&wq.cond);
+    uv_mutex_unlock(&wq.lock);
+}
+
+static void offload_done(cmdipc_req_t *req, int status, json_t *result, const char *message,
+                         void *data) {
+    (void)req;
+    (void)data;
+    if (status == 0 && json_is_string(json_object_get(result, "by")))
+        xt_ok++;
+    else if (status == CMDIPC_EINVALREQ && strcmp(message, "every tenth refused") == 0)
+        xt_ok++;
+    else if (status == CMDIPC_ECANCELED)
+        xt_canceled++;
+    xt_done++;
+}
+
+static int half_done(void) { return xt_done == XT_CALLS / 2; }
+
+TEST(calls_answered_from_a_worker_thread) {
+    uv_loop_t loop;
+    cmdipc_registry_t *srv, *cli;
+    cmdipc_registry_opts_t o;
+    cmdipc_channel_t *a, *b;
+    ASSERT_OK(uv_loop_init(&loop));
+    ASSERT_OK(uv_mutex_init(&wq.lock));
+    ASSERT_OK(uv_cond_init(&wq.cond));
+    cmdipc_registry_opts_init(&o);
+    o.id = "srv";
+    ASSERT_OK(cmdipc_registry_new(&loop, &o, &srv));
+    o.id = "cli";
+    o.router_channel = "srv";
+    ASSERT_OK(cmdipc_registry_new(&loop, &o, &cli));
+    cmdipc_command_def_t def = {CMDIPC_COMMAND_DEF_VERSION, "slow.work", NULL, NULL};
+    ASSERT_OK(cmdipc_registry_register(srv, &def, offload_fn, NULL, NULL, NULL));
+    ASSERT_OK(cmdipc_memory_pair("cli", "srv", &a, &b));
+    ASSERT_OK(cmdipc_registry_attach(srv, a));
+    ASSERT_OK(cmdipc_registry_attach(cli, b));
+    /* Half through the channel (answers go back on the wire), half local. */
+    for (int i = 0; i < XT_CALLS; i++)
+        ASSERT_OK(cmdipc_registry_execute(i % 2 ? cli : srv, "slow.work", NULL, NULL,
+                                          offload_done, NULL, NULL));
+    /* The worker starts only now: every call is detached and queued. */
+    ASSERT_OK(uv_thread_create(&wq.tid, worker_main, NULL));
+    run_until(&loop, half_done, 30000);
+    /* Close both registries with calls still queued at the worker. */
+    cmdipc_registry_close(srv, NULL, NULL);
+    cmdipc_registry_close(cli, NULL, NULL);
+    ASSERT_LOOP_CLOSES(&loop);
+    ASSERT_EQ(xt_done, XT_CALLS);
+    ASSERT_EQ(xt_ok, XT_CALLS / 2);
+    ASSERT_EQ(xt_canceled, XT_CALLS / 2); /* their callers were canceled by the close */
+    /* The worker answers the rest now, registries gone: dropped there. */
+    uv_mutex_lock(&wq.lock);
+    wq.resume = 1;
+    wq.stop = 1;
+    uv_cond_broadcast(&wq.cond);
+    uv_mutex_unlock(&wq.lock);
+    ASSERT_OK(uv_thread_join(&wq.tid));
+    ASSERT_EQ(wq.head, XT_CALLS);
+    uv_cond_destroy(&wq.cond);
+    uv_mutex_destroy(&wq.lock);
+}
+
 TEST_LIST_BEGIN
 TEST_ENTRY_TIMEOUT(messages_crossing_loops_share_no_json, 90000)
+TEST_ENTRY_TIMEOUT(calls_answered_from_a_worker_thread, 60000)
 TEST_LIST_END

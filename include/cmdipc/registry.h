@@ -280,6 +280,19 @@ CMDIPC_EXTERN int cmdipc_call_reply(cmdipc_call_t *call, json_t *result);
  * status's text is used). Consumes and frees the call, like reply. */
 CMDIPC_EXTERN int cmdipc_call_fail(cmdipc_call_t *call, int status, const char *message);
 
+/* Detaches the call from the loop's thread: from now on it may be answered
+ * from any thread, once, with cmdipc_call_reply() or cmdipc_call_fail()
+ * (the answer is made ready on that thread, the result written as JSON
+ * text there, and delivered by the registry's loop shortly after; no json_t
+ * crosses threads). Call it on the loop's thread, from the handler or later,
+ * before handing the call over. Afterwards, on other threads, only
+ * cmdipc_call_reply(), cmdipc_call_fail(), cmdipc_call_command_id() and
+ * cmdipc_call_request_id() may be used with the call. If the registry has
+ * closed by the time the answer comes, the answer is dropped and the call
+ * freed on the answering thread. Returns 0, UV_EALREADY (detached already),
+ * CMDIPC_ECLOSED (the registry is gone), UV_ENOMEM. */
+CMDIPC_EXTERN int cmdipc_call_detach(cmdipc_call_t *call) CMDIPC_WUR;
+
 /* Information about a call, valid until it is answered. */
 CMDIPC_EXTERN const char *cmdipc_call_command_id(const cmdipc_call_t *call);
 /* The wire id of the request being answered (the response's thid). */
