@@ -14,6 +14,7 @@
 
 static void req_free(cmdipc_req_t *req) {
     json_decref(req->result);
+    json_decref(req->wait_request);
     if (req->message_owned)
         cmdipc__free(req->message);
     cmdipc__pfree(req);
@@ -34,6 +35,10 @@ static inline int req_settle(cmdipc_req_t *req) {
         return -1;
     req->done = 1;
     cmdipc__queue_remove(&req->link);
+    if (req->waiting) {
+        req->waiting = 0;
+        cmdipc__queue_remove(&req->wait_link);
+    }
     cmdipc__deadline_cancel(req->reg, &req->out.timer);
     if (req->out.target != NULL) {
         cmdipc__map_del(&req->out.target->out, &req->out.node);
@@ -83,9 +88,18 @@ static void req_timeout(cmdipc_registry_t *r, cmdipc__timer_t *t) {
     r->stats.timeouts++;
     cmdipc__log(r, CMDIPC_LOG_DEBUG, "execute %s: request %s timed out", req->command_id,
                 req->id);
+    if (req->waiting) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "no route to \"%.150s\" before the deadline",
+                 req->command_id);
+        cmdipc__req_complete(req, CMDIPC_ETIMEDOUT, NULL, msg);
+        return;
+    }
     /* A static message: expiring a million calls must not format a million. */
     cmdipc__req_complete(req, CMDIPC_ETIMEDOUT, NULL, NULL);
 }
+
+static void waiting_retry_cb(cmdipc__deferred_t *d);
 
 void cmdipc__reqs_cancel_all(cmdipc_registry_t *r) {
     while (!cmdipc__queue_empty(&r->reqs)) {
@@ -326,6 +340,132 @@ int cmdipc_call_is_live(const cmdipc_call_t *c) {
 /* ---------------------------------------------------------------------------
  * Execute. */
 
+/* Where a call to command_id goes now: *local (served here), a channel, or
+ * NULL with the status it fails with (a message in why). */
+static cmdipc_channel_t *route_of(cmdipc_registry_t *r, const char *command_id,
+                                  cmdipc__cmd_t **local, int *immediate, char *why,
+                                  size_t why_size) {
+    cmdipc__cmd_t *cmd = cmdipc__cmd_find(r, command_id);
+    cmdipc_channel_t *target = NULL;
+    *local = NULL;
+    *immediate = 0;
+    if (cmd != NULL && cmd->state == CMDIPC__CMD_LOCAL) {
+        *local = cmd;
+        return NULL;
+    }
+    if (cmd != NULL && cmd->state == CMDIPC__CMD_REMOTE) {
+        target = cmd->owner;
+    } else if (r->router_id != NULL) {
+        if (r->router == NULL) {
+            *immediate = CMDIPC_EDISCONNECTED;
+            snprintf(why, why_size, "router channel %.150s is not connected", r->router_id);
+            return NULL;
+        }
+        target = r->router;
+    } else {
+        *immediate = CMDIPC_ENOTFOUND;
+        snprintf(why, why_size, "command \"%.150s\" not found", command_id);
+        return NULL;
+    }
+    if (target->failing || target->state != CMDIPC__CH_ATTACHED || target->down) {
+        *immediate = CMDIPC_EDISCONNECTED;
+        snprintf(why, why_size, "channel %.150s is closing", target->id);
+        return NULL;
+    }
+    return target;
+}
+
+/* Starts req on its route: sends it to target, or queues the local handler.
+ * Returns 0 (started, or completed with CMDIPC_EDISCONNECTED when the
+ * transport saw the link go first), or a status with nothing started. */
+static int req_start(cmdipc_registry_t *r, cmdipc_req_t *req, cmdipc_channel_t *target,
+                     cmdipc__cmd_t *local, json_t *request) {
+    if (target != NULL) {
+        if (r->max_out && target->out.count >= r->max_out) {
+            r->stats.overloads++;
+            return CMDIPC_EOVERLOAD;
+        }
+        cmdipc_msg_t *m = cmdipc__msg_new(CMDIPC_MSG_EXECUTE_REQUEST, req->id, NULL,
+                                          req->command_id, NULL, NULL);
+        if (m == NULL)
+            return UV_ENOMEM;
+        cmdipc__msg_set_json(m, request);
+        /* The pending entry exists before the message leaves. */
+        req->out.node.key = req->id;
+        if (cmdipc__map_put(&target->out, &req->out.node) != 0) {
+            cmdipc_msg_free(m);
+            return UV_ENOMEM;
+        }
+        req->out.target = target;
+        int rc = cmdipc__send(target, m);
+        if (rc == CMDIPC_ECLOSED) { /* the transport saw the link go first */
+            char msg[200];
+            snprintf(msg, sizeof(msg), "channel %.150s disconnected", target->id);
+            cmdipc__req_complete(req, CMDIPC_EDISCONNECTED, NULL, msg);
+            return 0;
+        }
+        if (rc != 0) {
+            cmdipc__map_del(&target->out, &req->out.node);
+            req->out.target = NULL;
+            if (rc == CMDIPC_EOVERLOAD)
+                r->stats.overloads++;
+            return rc;
+        }
+        return 0;
+    }
+    cmdipc_call_t *c = call_new(r, req->id, local);
+    if (c == NULL)
+        return UV_ENOMEM;
+    c->req = req;
+    c->request = json_incref(request);
+    req->call = c;
+    c->deferred.fn = call_run_cb;
+    cmdipc__queue_insert_tail(&r->calls, &c->link);
+    cmdipc__defer(r, &c->deferred);
+    return 0;
+}
+
+/* Calls waiting for their route (exec option wait_for_route): tried again
+ * from the loop after a command became reachable or a channel came up. */
+static void waiting_retry_cb(cmdipc__deferred_t *d) {
+    cmdipc_registry_t *r = cmdipc__container_of(d, cmdipc_registry_t, waiting_task);
+    cmdipc__queue_t batch;
+    cmdipc__queue_init(&batch);
+    cmdipc__queue_move(&r->waiting, &batch);
+    while (!cmdipc__queue_empty(&batch) && !r->closing) {
+        cmdipc_req_t *req = cmdipc__container_of(batch.next, cmdipc_req_t, wait_link);
+        cmdipc__queue_remove(&req->wait_link);
+        cmdipc__queue_insert_tail(&r->waiting, &req->wait_link); /* until it goes */
+        cmdipc__cmd_t *local;
+        int immediate;
+        char why[200];
+        cmdipc_channel_t *target =
+            route_of(r, req->command_id, &local, &immediate, why, sizeof(why));
+        if (immediate != 0)
+            continue; /* still no route */
+        cmdipc__queue_remove(&req->wait_link);
+        req->waiting = 0;
+        json_t *request = req->wait_request;
+        req->wait_request = NULL;
+        int rc = req_start(r, req, target, local, request);
+        json_decref(request);
+        if (rc != 0) {
+            char msg[120];
+            snprintf(msg, sizeof(msg), "the call could not be sent: %s", cmdipc_strerror(rc));
+            cmdipc__req_complete(req, rc == CMDIPC_EOVERLOAD ? CMDIPC_EOVERLOAD : rc, NULL,
+                                 msg);
+        }
+    }
+    cmdipc__queue_move(&batch, &r->waiting); /* left over when closing */
+}
+
+void cmdipc__routes_changed(cmdipc_registry_t *r) {
+    if (cmdipc__queue_empty(&r->waiting) || r->closing)
+        return;
+    r->waiting_task.fn = waiting_retry_cb;
+    cmdipc__defer(r, &r->waiting_task);
+}
+
 int cmdipc_registry_execute(cmdipc_registry_t *r, const char *command_id, json_t *request,
                             const cmdipc_exec_opts_t *opts, cmdipc_response_cb cb, void *data,
                             cmdipc_req_t **out) {
@@ -335,7 +475,7 @@ int cmdipc_registry_execute(cmdipc_registry_t *r, const char *command_id, json_t
         request = NULL; /* absent: "request" is omitted */
     if (r == NULL || cb == NULL || cmdipc__check_id(command_id) ||
         cmdipc__json_check(request, CMDIPC__PAYLOAD_DEPTH) != 0 ||
-        (opts != NULL && opts->version == 0))
+        (opts != NULL && (opts->version == 0 || opts->version > CMDIPC_EXEC_OPTS_VERSION)))
         return UV_EINVAL;
     if (r->closing)
         return CMDIPC_ECLOSED;
@@ -343,36 +483,13 @@ int cmdipc_registry_execute(cmdipc_registry_t *r, const char *command_id, json_t
     uint64_t ttl = r->request_ttl_ms;
     if (opts != NULL && opts->timeout_ms != CMDIPC_TIMEOUT_DEFAULT)
         ttl = opts->timeout_ms;
+    int wait = opts != NULL && opts->version >= 2 && opts->wait_for_route;
 
     /* Where does it go? */
-    cmdipc__cmd_t *cmd = cmdipc__cmd_find(r, command_id);
-    cmdipc_channel_t *target = NULL;
-    int immediate = 0;
-    const char *why = NULL;
-    char msg[200];
-    if (cmd != NULL && cmd->state == CMDIPC__CMD_LOCAL) {
-        /* served here */
-    } else if (cmd != NULL && cmd->state == CMDIPC__CMD_REMOTE) {
-        target = cmd->owner;
-    } else if (r->router_id != NULL) {
-        if (r->router != NULL) {
-            target = r->router;
-        } else {
-            immediate = CMDIPC_EDISCONNECTED;
-            snprintf(msg, sizeof(msg), "router channel %s is not connected", r->router_id);
-            why = msg;
-        }
-    } else {
-        immediate = CMDIPC_ENOTFOUND;
-        snprintf(msg, sizeof(msg), "command \"%.150s\" not found", command_id);
-        why = msg;
-    }
-    if (target != NULL && (target->failing || target->state != CMDIPC__CH_ATTACHED)) {
-        immediate = CMDIPC_EDISCONNECTED;
-        snprintf(msg, sizeof(msg), "channel %.150s is closing", target->id);
-        why = msg;
-        target = NULL;
-    }
+    cmdipc__cmd_t *local;
+    int immediate;
+    char why[200];
+    cmdipc_channel_t *target = route_of(r, command_id, &local, &immediate, why, sizeof(why));
     if (target != NULL && r->max_out && target->out.count >= r->max_out) {
         r->stats.overloads++;
         return CMDIPC_EOVERLOAD;
@@ -390,62 +507,33 @@ int cmdipc_registry_execute(cmdipc_registry_t *r, const char *command_id, json_t
     memcpy(req->command_id, command_id, nc);
     cmdipc__timer_init(&req->out.timer, CMDIPC__T_EXEC, req_timeout);
     req->deferred.fn = req_deliver_cb;
+    cmdipc__queue_init(&req->wait_link);
     cmdipc__uuid4(req->id);
     cmdipc__queue_insert_tail(&r->reqs, &req->link);
     r->stats.executes++;
 
-    if (target != NULL) {
-        cmdipc_msg_t *m =
-            cmdipc__msg_new(CMDIPC_MSG_EXECUTE_REQUEST, req->id, NULL, command_id, NULL, NULL);
-        if (m == NULL) {
-            cmdipc__queue_remove(&req->link);
-            req_free(req);
-            return UV_ENOMEM;
-        }
-        cmdipc__msg_set_json(m, request);
-        /* The pending entry exists before the message leaves. */
-        req->out.target = target;
-        req->out.node.key = req->id;
-        if (cmdipc__map_put(&target->out, &req->out.node) != 0) {
-            cmdipc_msg_free(m);
-            cmdipc__queue_remove(&req->link);
-            req_free(req);
-            return UV_ENOMEM;
-        }
-        int rc = cmdipc__send(target, m);
-        if (rc == CMDIPC_ECLOSED) { /* the transport saw the link go first */
-            snprintf(msg, sizeof(msg), "channel %.150s disconnected", target->id);
-            cmdipc__req_complete(req, CMDIPC_EDISCONNECTED, NULL, msg);
-            if (out != NULL)
-                *out = req;
-            return 0;
-        }
-        if (rc != 0) {
-            cmdipc__map_del(&target->out, &req->out.node);
-            cmdipc__queue_remove(&req->link);
-            req_free(req);
-            if (rc == CMDIPC_EOVERLOAD)
-                r->stats.overloads++;
-            return rc;
-        }
+    if (immediate != 0 && wait) {
+        /* No route yet: wait for one, within the call's deadline. */
+        req->waiting = 1;
+        req->wait_request = json_incref(request);
+        cmdipc__queue_insert_tail(&r->waiting, &req->wait_link);
     } else if (immediate != 0) {
         cmdipc__req_complete(req, immediate, NULL, why);
         if (out != NULL)
             *out = req;
         return 0;
     } else {
-        cmdipc_call_t *c = call_new(r, req->id, cmd);
-        if (c == NULL) {
+        int rc = req_start(r, req, target, local, request);
+        if (rc != 0) {
             cmdipc__queue_remove(&req->link);
             req_free(req);
-            return UV_ENOMEM;
+            return rc;
         }
-        c->req = req;
-        c->request = json_incref(request);
-        req->call = c;
-        c->deferred.fn = call_run_cb;
-        cmdipc__queue_insert_tail(&r->calls, &c->link);
-        cmdipc__defer(r, &c->deferred);
+        if (req->done) { /* completed at once (disconnected) */
+            if (out != NULL)
+                *out = req;
+            return 0;
+        }
     }
     if (ttl != 0)
         cmdipc__deadline_arm(r, &req->out.timer, cmdipc__add_sat(cmdipc__now(r), ttl));

@@ -199,8 +199,10 @@ static void channel_up(cmdipc_channel_t *ch) {
         r->router = ch;
         cmdipc__router_attached(r);
     }
-    if (cmdipc_channel_is_up(ch))
+    if (cmdipc_channel_is_up(ch)) {
+        cmdipc__routes_changed(r);
         notify(ch, CMDIPC_CHANNEL_UP, 0);
+    }
 }
 
 int cmdipc_registry_attach(cmdipc_registry_t *r, cmdipc_channel_t *ch) {

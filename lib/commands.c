@@ -34,6 +34,8 @@ static void command_events_cb(cmdipc__deferred_t *d) {
 }
 
 void cmdipc__command_notify(cmdipc_registry_t *r, int event, const cmdipc__cmd_t *c) {
+    if (event == CMDIPC_COMMAND_ADDED)
+        cmdipc__routes_changed(r); /* calls waiting for this route go */
     if (r->command_cb == NULL || r->closing)
         return;
     size_t n = strlen(c->id) + 1;

@@ -480,6 +480,9 @@ struct cmdipc_req_s {
     cmdipc_response_cb cb;
     void *data;
     cmdipc_call_t *call; /* local handler call, if any */
+    cmdipc__queue_t wait_link; /* reg->waiting while it waits for a route */
+    json_t *wait_request;      /* the request, kept while waiting */
+    uint8_t waiting;
     int done;            /* completion recorded */
     int message_owned;   /* message was allocated (else static) */
     int status;
@@ -567,6 +570,8 @@ struct cmdipc_registry_s {
     cmdipc__queue_t deferred;
     size_t deferred_count;
     cmdipc__queue_t reqs;        /* uncompleted cmdipc_req_t */
+    cmdipc__queue_t waiting;     /* of them, those waiting for a route */
+    cmdipc__deferred_t waiting_task;
     cmdipc__queue_t regs;        /* every cmdipc__reg_t */
     cmdipc__queue_t lists;       /* pending cmdipc_channel_list_commands() */
     cmdipc__queue_t calls;       /* local and orphaned calls */
@@ -617,6 +622,9 @@ void cmdipc__call_start(cmdipc_registry_t *r, cmdipc_channel_t *origin, cmdipc_m
                         cmdipc__cmd_t *cmd);
 void cmdipc__calls_orphan(cmdipc_registry_t *r, cmdipc__queue_t *calls);
 void cmdipc__reqs_cancel_all(cmdipc_registry_t *r);
+/* A command became reachable or a channel came up: calls waiting for a route
+ * try again (from the loop). */
+void cmdipc__routes_changed(cmdipc_registry_t *r);
 void cmdipc__call_free(cmdipc_call_t *c);
 /* Answers c with a result given as JSON text (owned, malloc'd: consumed). */
 void cmdipc__call_answer_text(cmdipc_call_t *c, int status, char *text, size_t len,

@@ -55,6 +55,7 @@ void cmdipc_registry_opts_init(cmdipc_registry_opts_t *o) {
 }
 
 void cmdipc_exec_opts_init(cmdipc_exec_opts_t *o) {
+    memset(o, 0, sizeof(*o));
     o->version = CMDIPC_EXEC_OPTS_VERSION;
     o->timeout_ms = CMDIPC_TIMEOUT_DEFAULT;
 }
@@ -279,6 +280,7 @@ int cmdipc_registry_new(uv_loop_t *loop, const cmdipc_registry_opts_t *opts,
     cmdipc__heap_init(&r->heap);
     cmdipc__queue_init(&r->deferred);
     cmdipc__queue_init(&r->reqs);
+    cmdipc__queue_init(&r->waiting);
     cmdipc__queue_init(&r->regs);
     cmdipc__queue_init(&r->lists);
     cmdipc__queue_init(&r->command_events);

@@ -677,6 +677,85 @@ TEST(log_environment_is_opt_in) {
     ASSERT_NULL(strstr(out, "attached")); /* and not debug logging */
 }
 
+/* ---------------------------------------------------------------------------
+ * Calls made before their route exists: without wait_for_route they fail
+ * at once (later, as every completion); with it they wait, within their
+ * deadline. */
+
+static int exec_wait(cmdipc_registry_t *r, const char *id, uint64_t timeout, int wait,
+                     tu_result_t *res, cmdipc_req_t **req) {
+    cmdipc_exec_opts_t eo;
+    cmdipc_exec_opts_init(&eo);
+    eo.timeout_ms = timeout;
+    eo.wait_for_route = wait;
+    json_t *rq = json_pack("{s:i,s:i}", "a", 2, "b", 3);
+    int rc = cmdipc_registry_execute(r, id, rq, &eo, tu_response_cb, res, req);
+    json_decref(rq); /* the waiting call keeps its own reference */
+    return rc;
+}
+
+TEST(wait_for_route) {
+    uv_loop_t loop;
+    tu_clock_t clk = {1000};
+    ASSERT_OK(uv_loop_init(&loop));
+    cmdipc_registry_t *hub = tu_registry(&loop, "hub", NULL);
+    cmdipc_registry_t *cli = tu_registry(&loop, "cli", "hub");
+    cmdipc__registry_set_clock(cli, tu_clock_now, &clk);
+    cmdipc__registry_set_clock(hub, tu_clock_now, &clk);
+    tu_result_t now = {0}, waits = {0}, expires = {0}, canceled = {0}, at_root = {0};
+
+    /* Router not attached yet. */
+    ASSERT_OK(exec_wait(cli, "math.add", 5000, 0, &now, NULL));
+    ASSERT_OK(exec_wait(cli, "math.add", 5000, 1, &waits, NULL));
+    ASSERT_OK(exec_wait(cli, "math.add", 50, 1, &expires, NULL));
+    cmdipc_req_t *creq;
+    ASSERT_OK(exec_wait(cli, "math.add", 5000, 1, &canceled, &creq));
+    tu_settle(&loop);
+    ASSERT_EQ(now.calls, 1);
+    ASSERT_STATUS(CMDIPC_EDISCONNECTED, now.status);
+    ASSERT_EQ(waits.calls + expires.calls + canceled.calls, 0);
+    cmdipc_req_cancel(creq);
+    clk.now += 100;
+    cmdipc__registry_run_deadlines(cli);
+    tu_settle(&loop);
+    ASSERT_EQ(canceled.calls, 1);
+    ASSERT_STATUS(CMDIPC_ECANCELED, canceled.status);
+    ASSERT_EQ(expires.calls, 1);
+    ASSERT_STATUS(CMDIPC_ETIMEDOUT, expires.status);
+    ASSERT_NOT_NULL(strstr(expires.message, "no route to \"math.add\""));
+    ASSERT_EQ(waits.calls, 0);
+
+    /* At the root, the command is not known yet either. */
+    ASSERT_OK(exec_wait(hub, "math.add", 5000, 1, &at_root, NULL));
+    tu_settle(&loop);
+    ASSERT_EQ(at_root.calls, 0);
+
+    /* The link comes up and a server registers math.add with the hub: both
+     * waiting calls go. */
+    tu_link(cli, hub);
+    tu_settle(&loop);
+    /* cli's waiting call went to the hub as soon as the link was up, and the
+     * hub answered not_found then: a route to the router is a route. */
+    ASSERT_EQ(waits.calls, 1);
+    ASSERT_STATUS(CMDIPC_ENOTFOUND, waits.status);
+    cmdipc_registry_t *srv = tu_registry(&loop, "srv", "hub");
+    cmdipc__registry_set_clock(srv, tu_clock_now, &clk);
+    tu_link(srv, hub);
+    tu_register(&loop, srv, "math.add", tu_add_fn, NULL);
+    tu_settle(&loop);
+    ASSERT_EQ(at_root.calls, 1);
+    ASSERT_OK(at_root.status);
+    ASSERT_EQ(json_integer_value(at_root.result), 5);
+
+    /* A registry closing with a call still waiting cancels it. */
+    tu_result_t closing = {0};
+    ASSERT_OK(exec_wait(hub, "not.yet", 0, 1, &closing, NULL));
+    tu_close_all(&loop, cli, srv, hub, NULL);
+    ASSERT_EQ(closing.calls, 1);
+    ASSERT_STATUS(CMDIPC_ECANCELED, closing.status);
+    tu_result_clear(&at_root);
+}
+
 TEST_LIST_BEGIN
 TEST_ENTRY(notifications_never_inside_the_call)
 TEST_ENTRY(close_registry_from_closed_notification)
@@ -692,5 +771,6 @@ TEST_ENTRY(close_with_tcp_connect_pending_completes)
 TEST_ENTRY(spawn_exit_cb_may_close_the_registry)
 TEST_ENTRY(stdio_connect_twice_is_busy)
 TEST_ENTRY(log_environment_is_opt_in)
+TEST_ENTRY(wait_for_route)
 TEST_HELPER(stdio_twice)
 TEST_LIST_END

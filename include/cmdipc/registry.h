@@ -318,13 +318,26 @@ typedef void (*cmdipc_response_cb)(cmdipc_req_t *req, int status, json_t *result
 
 /* timeout_ms value meaning "the registry's request_ttl_ms". */
 #define CMDIPC_TIMEOUT_DEFAULT UINT64_MAX
-#define CMDIPC_EXEC_OPTS_VERSION 1
+#define CMDIPC_EXEC_OPTS_VERSION 2
 
 typedef struct cmdipc_exec_opts_s {
     unsigned version; /* CMDIPC_EXEC_OPTS_VERSION */
     /* Deadline in ms; CMDIPC_TIMEOUT_DEFAULT (the default) uses the
      * registry's request_ttl_ms; 0 = none. */
     uint64_t timeout_ms;
+    /* Version 2. What a call does when it has no route yet: the router
+     * channel is not connected (a dialer still connecting or reconnecting),
+     * the channel that owns the command is going away, or (at a root) the
+     * command is not known yet.
+     * 0 (the default): it fails at once (its callback, later) with
+     * CMDIPC_EDISCONNECTED or CMDIPC_ENOTFOUND.
+     * 1: it waits, within its deadline, until the route exists (a channel
+     * came up, the command became known), then goes; with a router, the
+     * route is the router channel being up (the router may still answer
+     * not_found: spec-v1 cannot ask it to wait); if the deadline passes
+     * first it fails with CMDIPC_ETIMEDOUT ("no route ... before the
+     * deadline"). With no deadline it waits until canceled. */
+    int wait_for_route;
 } cmdipc_exec_opts_t;
 
 CMDIPC_EXTERN void cmdipc_exec_opts_init(cmdipc_exec_opts_t *opts);
