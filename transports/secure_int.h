@@ -203,18 +203,28 @@ size_t cmdipc__frame_max_alloc(void);
 
 typedef struct cmdipc__secure_cfg_s cmdipc__secure_cfg_t;
 
-/* Validates and copies secure options (keys, allow-list). */
-int cmdipc__secure_cfg_new(const cmdipc_secure_opts_t *o, int dialer, cmdipc__secure_cfg_t **out);
+/* Validates and copies secure options (keys, allow-list) for a listener or
+ * a dialer of r. Returns 0, UV_EINVAL, CMDIPC_EHSBADKEY (a low-order pin),
+ * UV_ENOMEM. */
+int cmdipc__secure_cfg_new(cmdipc_registry_t *r, const cmdipc_secure_opts_t *o, int dialer,
+                           cmdipc__secure_cfg_t **out);
 void cmdipc__secure_cfg_free(cmdipc__secure_cfg_t *cfg);
 
-/* Starts the handshake on a connected conn (reading already possible).
- * done(link, status) runs once: status 0 when the channel may come up. */
+/* Starts the handshake on a connected conn, as initiator (dialer) or
+ * responder (listener: the conn takes one of cfg's handshake slots, the
+ * oldest incomplete handshake being cut off when they are all taken).
+ * done(link, status) runs exactly once, possibly from inside this call:
+ * status 0 when the conn is authenticated and carries frames (then start
+ * it with cmdipc__conn_start()), else why it failed (the caller closes the
+ * conn). Returns 0 or UV_ENOMEM (done never runs then). */
 typedef void (*cmdipc__secure_done_fn)(cmdipc__link_t *link, int status);
 int cmdipc__secure_start(cmdipc__secure_cfg_t *cfg, cmdipc__conn_t *c, int initiator,
                          cmdipc__secure_done_fn done);
-/* Listener side: a new connection enters the handshake-slot queue of cfg
- * (closing the oldest incomplete one when it is full). */
-/* Test hook: handshakes currently holding a slot of cfg, and the most seen. */
+/* Fails every handshake in progress on cfg (the listener closes). */
+void cmdipc__secure_abort_all(cmdipc__secure_cfg_t *cfg);
+/* Test hooks: handshakes holding a slot of cfg now (and the most seen);
+ * handshakes whose secrets were found wiped when they ended. */
 unsigned cmdipc__secure_in_progress(const cmdipc__secure_cfg_t *cfg, unsigned *peak);
+unsigned cmdipc__secure_wiped_total(void);
 
 #endif /* CMDIPC_SECURE_INT_H */

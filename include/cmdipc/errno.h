@@ -46,6 +46,7 @@ extern "C" {
     XX(EUNKNOWNTYPE, -20028, NULL, "unknown message type")                             \
     XX(EPEERREJECTED, -20030, NULL, "peer rejected by policy")                         \
     /* The secure transport (cmdipc/secure.h). */                                      \
+    XX(EKEYFILE, -20039, NULL, "key file readable or writable by group or others")     \
     XX(EHSTIMEOUT, -20040, NULL, "secure handshake timed out")                         \
     XX(EHSVERSION, -20041, NULL, "secure handshake: unknown version (not a secure peer)") \
     XX(EHSBADKEY, -20042, NULL, "low-order public key refused")                        \
@@ -55,8 +56,7 @@ extern "C" {
     XX(EFRAMESIZE, -20046, NULL, "secure frame length out of range")                   \
     XX(EFRAMEAUTH, -20047, NULL, "secure frame failed authentication")                 \
     XX(EFRAMETAG, -20048, NULL, "secure frame with a forbidden tag")                   \
-    XX(ETRUNCATED, -20049, NULL, "secure stream ended without its final frame")        \
-    XX(EKEYFILE, -20050, NULL, "key file readable or writable by group or others")
+    XX(ETRUNCATED, -20049, NULL, "secure stream ended without its final frame")
 
 typedef enum {
 #define CMDIPC__ERRNO_ENUM(name, value, wire, msg) CMDIPC_##name = value,
