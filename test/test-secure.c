@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -188,8 +189,659 @@ TEST(secure_plain_channel_has_no_peer_key) {
     tu_close_all(&loop, a, b, NULL);
 }
 
+/* ---------------------------------------------------------------------------
+ * A raw initiator in the test: our state machine over a plain socket, so a
+ * test can send exactly the bytes it wants. */
+
+typedef struct {
+    rp_t p;
+    cmdipc__hs_t hs;
+    cmdipc__ftx_t tx;
+    cmdipc__frx_t rx;
+    cmdipc__buf_t sent; /* every byte written (for replays) */
+    int ready;
+} raw_t;
+
+static void raw_write(raw_t *r, const void *b, size_t n) {
+    cmdipc__buf_put(&r->sent, b, n);
+    ASSERT_OK(rp_write_all(&loop, &r->p, b, n, 10000));
+}
+
+/* Waits for n more bytes than already taken and takes them. */
+static void raw_take(raw_t *r, void *out, size_t n) {
+    RP_PUMP_UNTIL(&loop, r->p.fd, (rp_read(&r->p), r->p.len >= n || rp_closed(&r->p)), 10000);
+    ASSERT_GE(r->p.len, n);
+    memcpy(out, r->p.buf, n);
+    memmove(r->p.buf, r->p.buf + n, r->p.len - n);
+    r->p.len -= n;
+}
+
+/* Connects to the unix socket path and runs the handshake as kp pinning
+ * spk. Returns 0 when ready was read, else the failure seen (CMDIPC_EHSEOF
+ * when the listener closed, CMDIPC_EPEERREJECTED when it refused us). */
+static int raw_handshake(raw_t *r, const char *path, const cmdipc_keypair_t *kp,
+                         const cmdipc_pubkey_t *spk) {
+    uint8_t buf[CMDIPC__HS_ACT3 + CMDIPC__STREAM_HEADER];
+    uint8_t i2r[32], r2i[32];
+    size_t n;
+    memset(r, 0, sizeof(*r));
+    cmdipc__buf_init(&r->sent);
+    ASSERT_OK(rp_connect(&r->p, path));
+    cmdipc__hs_init(&r->hs, CMDIPC__HS_INITIATOR, (const uint8_t *)CMDIPC__PROLOGUE,
+                    strlen(CMDIPC__PROLOGUE), kp, spk->bytes);
+    ASSERT_OK(cmdipc__hs_write_act(&r->hs, buf, sizeof(buf), &n));
+    raw_write(r, buf, n);
+    RP_PUMP_UNTIL(&loop, r->p.fd, (rp_read(&r->p), r->p.len >= 49 || rp_closed(&r->p)), 10000);
+    if (r->p.len < 49)
+        return CMDIPC_EHSEOF;
+    raw_take(r, buf, 49);
+    ASSERT_OK(cmdipc__hs_read_act(&r->hs, buf, 49));
+    ASSERT_OK(cmdipc__hs_write_act(&r->hs, buf, sizeof(buf), &n));
+    ASSERT_OK(cmdipc__hs_split(&r->hs, i2r, r2i));
+    ASSERT_OK(cmdipc__ftx_init(&r->tx, i2r, buf + n, 1000, 0, 0));
+    cmdipc__frx_init(&r->rx, r2i, 1024 * 1024);
+    raw_write(r, buf, n + CMDIPC__STREAM_HEADER);
+    /* hdr_r and the first frame. */
+    const uint8_t *m;
+    size_t mlen;
+    int ctl, fin, rc;
+    for (;;) {
+        RP_PUMP_UNTIL(&loop, r->p.fd, (rp_read(&r->p), r->p.len > 0 || rp_closed(&r->p)),
+                      10000);
+        if (r->p.len == 0)
+            return CMDIPC_EHSEOF;
+        ASSERT_OK(cmdipc__frx_feed(&r->rx, r->p.buf, r->p.len));
+        r->p.len = 0;
+        rc = cmdipc__frx_next(&r->rx, &m, &mlen, &ctl, &fin);
+        if (rc != 0)
+            break;
+    }
+    ASSERT_EQ(rc, 1);
+    if (ctl == CMDIPC__CTL_ERROR && fin)
+        return CMDIPC_EPEERREJECTED;
+    ASSERT_EQ(ctl, CMDIPC__CTL_READY);
+    r->ready = 1;
+    return 0;
+}
+
+/* Sends one frame of lines. */
+static void raw_lines(raw_t *r, const char *lines) {
+    cmdipc__buf_t b;
+    cmdipc__buf_init(&b);
+    ASSERT_OK(cmdipc__ftx_seal_lines(&r->tx, lines, strlen(lines), 0, &b));
+    raw_write(r, b.data, b.len);
+    cmdipc__buf_free(&b);
+}
+
+/* The next frame the listener sent (pumping until it is complete): 1, or
+ * 0 if the connection closed first. */
+static int raw_frame(raw_t *r, const uint8_t **m, size_t *n, int *ctl, int *fin) {
+    for (;;) {
+        int rc = cmdipc__frx_next(&r->rx, m, n, ctl, fin);
+        ASSERT(rc >= 0);
+        if (rc == 1)
+            return 1;
+        RP_PUMP_UNTIL(&loop, r->p.fd, (rp_read(&r->p), r->p.len > 0 || rp_closed(&r->p)),
+                      10000);
+        if (r->p.len == 0)
+            return 0;
+        ASSERT_OK(cmdipc__frx_feed(&r->rx, r->p.buf, r->p.len));
+        r->p.len = 0;
+    }
+}
+
+static void raw_close(raw_t *r) {
+    rp_close(&r->p);
+    cmdipc__frx_free(&r->rx);
+    cmdipc__buf_free(&r->sent);
+}
+
+/* A listener fixture on a unix+sodium socket. */
+static void fx_listen_unix(fx_t *f, char *path) {
+    char url[HARNESS_PATH_MAX + 32];
+    harness_scratch_path(path, HARNESS_PATH_MAX, "sec");
+    snprintf(url, sizeof(url), "unix+sodium://%s", path);
+    fx_listen(f, url);
+}
+
+static int executed;
+static void count_fn(cmdipc_call_t *call, json_t *request, void *data) {
+    (void)request;
+    (void)data;
+    executed++;
+    ASSERT_OK(cmdipc_call_reply(call, NULL));
+}
+
+static const char exec_line[] =
+    "{\"id\":\"11111111-1111-4111-8111-111111111111\",\"type\":\"execute.command.request\","
+    "\"commandId\":\"count\"}\n";
+
+/* ---------------------------------------------------------------------------
+ * 8. Wrong pinned key; a man in the middle. */
+
+TEST(secure8_wrong_pinned_key) {
+    fx_t f;
+    ASSERT_OK(uv_loop_init(&loop));
+    fx_init(&f);
+    fx_listen(&f, "tcp+sodium://127.0.0.1:0");
+    cmdipc_keypair_t *other;
+    ASSERT_OK(cmdipc_keypair_generate(&other));
+    cmdipc_pubkey_t wrong;
+    cmdipc_keypair_public(other, &wrong);
+    f.cso.peer_key = &wrong;
+    fx_connect(&f);
+    tu_run_until(&loop, &f.closed, 10000);
+    ASSERT_STATUS(CMDIPC_EHSEOF, f.closed_status);
+    ASSERT_EQ(f.up, 0);
+    ASSERT_EQ(f.srv_attached, 0);
+    cmdipc_stats_t st;
+    cmdipc_registry_stats(f.srv, &st);
+    ASSERT_UEQ(st.msgs_in, 0); /* 0 frames dispatched */
+    cmdipc_registry_stats(f.cli, &st);
+    ASSERT_UEQ(st.msgs_in, 0);
+    cmdipc_keypair_free(other);
+    fx_done(&f);
+}
+
+/* A listener that answers Act 1 with an Act 2 of its own making. */
+typedef struct {
+    uv_tcp_t server, conn;
+    int accepted, closed;
+    size_t received;
+    uv_write_t w;
+    uint8_t act2[CMDIPC__HS_ACT2];
+} mitm_t;
+
+static void mitm_alloc(uv_handle_t *h, size_t s, uv_buf_t *b) {
+    static char buf[4096];
+    (void)h;
+    (void)s;
+    *b = uv_buf_init(buf, sizeof(buf));
+}
+
+static void mitm_closed(uv_handle_t *h) { ((mitm_t *)h->data)->closed++; }
+
+static void mitm_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
+    (void)b;
+    mitm_t *m = st->data;
+    if (n < 0) {
+        uv_close((uv_handle_t *)st, mitm_closed);
+        return;
+    }
+    size_t before = m->received;
+    m->received += (size_t)n;
+    if (before < CMDIPC__HS_ACT1 && m->received >= CMDIPC__HS_ACT1) {
+        /* Its own act 2: a fresh ephemeral key and a tag it cannot make
+         * right without the pinned key's secret. */
+        uint8_t e[32];
+        randombytes_buf(e, sizeof(e));
+        m->act2[0] = CMDIPC__HS_VERSION;
+        crypto_scalarmult_base(m->act2 + 1, e);
+        randombytes_buf(m->act2 + 33, 16);
+        uv_buf_t w = uv_buf_init((char *)m->act2, sizeof(m->act2));
+        ASSERT_OK(uv_write(&m->w, st, &w, 1, NULL));
+    }
+}
+
+static void mitm_conn(uv_stream_t *server, int status) {
+    mitm_t *m = server->data;
+    ASSERT_OK(status);
+    ASSERT_OK(uv_tcp_init(server->loop, &m->conn));
+    m->conn.data = m;
+    ASSERT_OK(uv_accept(server, (uv_stream_t *)&m->conn));
+    m->accepted++;
+    ASSERT_OK(uv_read_start((uv_stream_t *)&m->conn, mitm_alloc, mitm_read));
+}
+
+TEST(secure8_man_in_the_middle) {
+    fx_t f;
+    mitm_t m;
+    memset(&m, 0, sizeof(m));
+    ASSERT_OK(uv_loop_init(&loop));
+    fx_init(&f);
+    struct sockaddr_in sa;
+    ASSERT_OK(uv_ip4_addr("127.0.0.1", 0, &sa));
+    ASSERT_OK(uv_tcp_init(&loop, &m.server));
+    m.server.data = &m;
+    ASSERT_OK(uv_tcp_bind(&m.server, (struct sockaddr *)&sa, 0));
+    ASSERT_OK(uv_listen((uv_stream_t *)&m.server, 8, mitm_conn));
+    int len = sizeof(sa);
+    ASSERT_OK(uv_tcp_getsockname(&m.server, (struct sockaddr *)&sa, &len));
+    snprintf(f.url, sizeof(f.url), "tcp+sodium://127.0.0.1:%d", ntohs(sa.sin_port));
+    fx_connect(&f); /* pins the real listener's key, reaches the MITM */
+    tu_run_until(&loop, &f.closed, 10000);
+    ASSERT_STATUS(CMDIPC_EHSAUTH, f.closed_status);
+    tu_run_until(&loop, &m.closed, 10000);
+    ASSERT_EQ(m.accepted, 1);
+    ASSERT_UEQ(m.received, CMDIPC__HS_ACT1); /* no act 3 */
+    cmdipc_stats_t st;
+    cmdipc_registry_stats(f.cli, &st);
+    ASSERT_UEQ(st.msgs_in, 0);
+    uv_close((uv_handle_t *)&m.server, NULL);
+    fx_done(&f);
+}
+
+/* ---------------------------------------------------------------------------
+ * 9. Not allowed: rejected for good; an empty list admits nobody. */
+
+static int deny_calls;
+static int deny_cb(const cmdipc_pubkey_t *key, const cmdipc_peer_info_t *peer, void *data) {
+    (void)key;
+    (void)data;
+    ASSERT_NOT_NULL(peer);
+    deny_calls++;
+    return -1;
+}
+
+TEST(secure9_key_not_allowed_never_reconnects) {
+    fx_t f;
+    ASSERT_OK(uv_loop_init(&loop));
+    fx_init(&f);
+    f.lso.n_allow = 0;
+    f.lso.allow = NULL;
+    f.lso.authorize = deny_cb;
+    fx_listen(&f, "tcp+sodium://127.0.0.1:0");
+    /* Reconnects every 1-2 ms if it did reconnect: 60 s of the default
+     * schedule (at most 11 attempts) is well covered by 500 ms of this. */
+    f.co.reconnect = 1;
+    f.co.reconnect_min_ms = 1;
+    f.co.reconnect_max_ms = 2;
+    fx_connect(&f);
+    tu_run_until(&loop, &f.closed, 10000);
+    ASSERT_STATUS(CMDIPC_EPEERREJECTED, f.closed_status);
+    rp_run_for(&loop, -1, 500);
+    ASSERT_EQ(deny_calls, 1); /* 0 reconnect attempts */
+    ASSERT_EQ(f.up, 0);
+    ASSERT_EQ(f.srv_attached, 0);
+    fx_done(&f);
+}
+
+static int rejected_count, closed_count;
+static void many_cb(cmdipc_registry_t *r, cmdipc_channel_t *ch, cmdipc_channel_event_t ev,
+                    int status, void *data) {
+    (void)r;
+    (void)ch;
+    (void)data;
+    if (ev == CMDIPC_CHANNEL_CLOSED) {
+        closed_count++;
+        rejected_count += status == CMDIPC_EPEERREJECTED;
+    }
+    ASSERT(ev != CMDIPC_CHANNEL_UP);
+}
+
+TEST(secure9_empty_allow_list_rejects_everyone) {
+    fx_t f;
+    ASSERT_OK(uv_loop_init(&loop));
+    fx_init(&f);
+    f.lso.n_allow = 0;
+    f.lso.allow = NULL;
+    fx_listen(&f, "tcp+sodium://127.0.0.1:0");
+    cmdipc_registry_set_channel_cb(f.cli, many_cb, NULL);
+    for (int batch = 0; batch < 5; batch++) {
+        cmdipc_keypair_t *keys[20];
+        for (int i = 0; i < 20; i++) {
+            char id[32];
+            cmdipc_channel_t *ch;
+            ASSERT_OK(cmdipc_keypair_generate(&keys[i]));
+            cmdipc_secure_opts_t so = f.cso;
+            so.key = keys[i];
+            cmdipc_connect_opts_t co = f.co;
+            co.secure = &so;
+            snprintf(id, sizeof(id), "k%d", batch * 20 + i);
+            ASSERT_OK(cmdipc_connect(f.cli, f.url, id, &co, &ch));
+        }
+        int want = (batch + 1) * 20;
+        RP_PUMP_UNTIL(&loop, -1, closed_count >= want, 20000);
+        for (int i = 0; i < 20; i++)
+            cmdipc_keypair_free(keys[i]);
+    }
+    ASSERT_EQ(closed_count, 100);
+    ASSERT_EQ(rejected_count, 100); /* 100 % of 100 distinct keys */
+    ASSERT_EQ(f.srv_attached, 0);
+    fx_done(&f);
+}
+
+/* ---------------------------------------------------------------------------
+ * 11. Stalled handshakes: at most 64 slots, each cut by the timeout, and a
+ * good client still gets in. */
+
+TEST(secure11_stalled_handshakes_and_a_good_client) {
+    fx_t f;
+    char path[HARNESS_PATH_MAX];
+    enum { STALLS = 1000 };
+    static rp_t stall[STALLS];
+    struct rlimit rl;
+    ASSERT_OK(getrlimit(RLIMIT_NOFILE, &rl));
+    if (rl.rlim_cur < STALLS + 200 && rl.rlim_max >= STALLS + 200) {
+        rl.rlim_cur = STALLS + 200;
+        ASSERT_OK(setrlimit(RLIMIT_NOFILE, &rl));
+    }
+    if (rl.rlim_cur < STALLS + 200)
+        RETURN_SKIP("needs 1,200 file descriptors");
+    ASSERT_OK(uv_loop_init(&loop));
+    fx_init(&f);
+    /* The 10 s handshake timeout scaled down to 1 s. */
+    f.lso.handshake_timeout_ms = 1000;
+    fx_listen_unix(&f, path);
+    tu_register(&loop, f.srv, "math.add", tu_add_fn, NULL);
+    uint8_t partial[48];
+    memset(partial, 0, sizeof(partial));
+    partial[0] = CMDIPC__HS_VERSION;
+    uint64_t t0 = uv_hrtime();
+    for (int i = 0; i < STALLS; i++) {
+        ASSERT_OK(rp_connect(&stall[i], path));
+        if (i % 2)
+            ASSERT_OK(rp_write_all(&loop, &stall[i], partial, sizeof(partial), 10000));
+        if (i % 50 == 49)
+            for (int k = 0; k < 20; k++)
+                uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    /* Meanwhile a good client. */
+    fx_connect(&f);
+    tu_run_until(&loop, &f.up, 10000);
+    tu_result_t res;
+    memset(&res, 0, sizeof(res));
+    ASSERT_OK(tu_call(&loop, f.cli, "math.add", "{\"a\":1,\"b\":1}", &res));
+    ASSERT_EQ(json_integer_value(res.result), 2);
+    tu_result_clear(&res);
+    ASSERT_LT((uv_hrtime() - t0) / 1000000, 10000); /* (loaded machines: generous) */
+    /* Every stalled connection gets closed: evicted (oldest first) or timed
+     * out; never more than 64 held a slot. */
+    int open = STALLS;
+    uint64_t t1 = uv_hrtime();
+    while (open > 0) {
+        rp_pump(&loop, -1, 5);
+        open = 0;
+        for (int i = 0; i < STALLS; i++) {
+            if (stall[i].fd >= 0 && !rp_closed(&stall[i]))
+                rp_read(&stall[i]);
+            open += stall[i].fd >= 0 && !rp_closed(&stall[i]);
+        }
+        ASSERT_LT((uv_hrtime() - t1) / 1000000, 20000);
+    }
+    unsigned peak;
+    cmdipc__secure_cfg_t *cfg = cmdipc__net_listener_secure(f.l);
+    ASSERT_NOT_NULL(cfg);
+    ASSERT_EQ(cmdipc__secure_in_progress(cfg, &peak), 0);
+    ASSERT_EQ(peak, 64); /* full, never more */
+    ASSERT_EQ(f.srv_attached, 1); /* only the good client became a channel */
+    for (int i = 0; i < STALLS; i++)
+        rp_close(&stall[i]);
+    fx_done(&f);
+}
+
+/* ---------------------------------------------------------------------------
+ * 12. Tampered streams over a real connection: detected on the first bad
+ * frame; truncation; data after FINAL. */
+
+static tu_events_t seen;
+
+static void send_events(raw_t *r, int from, int to, cmdipc__buf_t *out) {
+    for (int i = from; i < to; i++) {
+        char line[160];
+        int n = snprintf(line, sizeof(line),
+                         "{\"id\":\"ev-%d\",\"type\":\"event\",\"eventId\":\"tick\"}\n", i);
+        ASSERT_OK(cmdipc__ftx_seal_lines(&r->tx, line, (size_t)n, 0, out));
+    }
+}
+
+TEST(secure12_transport_tampering) {
+    char path[HARNESS_PATH_MAX];
+    for (int kind = 0; kind < 7; kind++) {
+        fx_t f;
+        raw_t r;
+        ASSERT_OK(uv_loop_init(&loop));
+        fx_init(&f);
+        fx_listen_unix(&f, path);
+        tu_events_clear(&seen);
+        ASSERT_OK(cmdipc_registry_on(f.srv, "tick", tu_event_cb, &seen, NULL));
+        ASSERT_OK(raw_handshake(&r, path, f.ckey, &f.spk));
+        cmdipc__buf_t b, t;
+        cmdipc__buf_init(&b);
+        cmdipc__buf_init(&t);
+        size_t at[6];
+        for (int i = 0; i < 5; i++) {
+            at[i] = b.len;
+            send_events(&r, i, i + 1, &b);
+        }
+        at[5] = b.len;
+        int expect = CMDIPC_EFRAMEAUTH, good = 3;
+        cmdipc__buf_put(&t, b.data, at[3]); /* frames 0..2 intact */
+        switch (kind) {
+            case 0: /* bit flip in frame 3 */
+                cmdipc__buf_put(&t, b.data + at[3], at[5] - at[3]);
+                t.data[at[3] + 10] ^= 0x04;
+                break;
+            case 1: /* replay of frame 2 */
+                cmdipc__buf_put(&t, b.data + at[2], at[3] - at[2]);
+                break;
+            case 2: /* frames 3 and 4 swapped */
+                cmdipc__buf_put(&t, b.data + at[4], at[5] - at[4]);
+                cmdipc__buf_put(&t, b.data + at[3], at[4] - at[3]);
+                break;
+            case 3: /* frame 3 dropped */
+                cmdipc__buf_put(&t, b.data + at[4], at[5] - at[4]);
+                break;
+            case 4: /* a length byte flipped */
+                cmdipc__buf_put(&t, b.data + at[3], at[5] - at[3]);
+                t.data[at[3] + 3] ^= 0x02;
+                break;
+            case 5: /* FIN without FINAL */
+                cmdipc__buf_put(&t, b.data + at[3], at[5] - at[3]);
+                expect = CMDIPC_ETRUNCATED;
+                good = 5;
+                break;
+            case 6: { /* data after FINAL */
+                cmdipc__buf_put(&t, b.data + at[3], at[5] - at[3]);
+                ASSERT_OK(cmdipc__ftx_control(&r.tx, CMDIPC__CTL_BYE, NULL, 1, 0, &t));
+                cmdipc__buf_put(&t, "garbage!", 8);
+                expect = CMDIPC_EPROTO;
+                good = 5;
+                break;
+            }
+        }
+        raw_write(&r, t.data, t.len);
+        if (kind == 5)
+            shutdown(r.p.fd, SHUT_WR);
+        tu_run_until(&loop, &f.srv_closed, 10000);
+        ASSERT_STATUS(expect, f.srv_last_closed);
+        ASSERT_EQ(seen.count, good); /* nothing after the first bad frame */
+        raw_close(&r);
+        cmdipc__buf_free(&b);
+        cmdipc__buf_free(&t);
+        tu_events_clear(&seen);
+        fx_done(&f);
+    }
+}
+
+/* A peer that says goodbye properly: FINAL, then FIN. */
+TEST(secure12_final_then_eof_is_a_clean_close) {
+    char path[HARNESS_PATH_MAX];
+    fx_t f;
+    raw_t r;
+    ASSERT_OK(uv_loop_init(&loop));
+    fx_init(&f);
+    fx_listen_unix(&f, path);
+    tu_events_clear(&seen);
+    ASSERT_OK(cmdipc_registry_on(f.srv, "tick", tu_event_cb, &seen, NULL));
+    ASSERT_OK(raw_handshake(&r, path, f.ckey, &f.spk));
+    cmdipc__buf_t b;
+    cmdipc__buf_init(&b);
+    send_events(&r, 0, 3, &b);
+    ASSERT_OK(cmdipc__ftx_control(&r.tx, CMDIPC__CTL_BYE, NULL, 1, 0, &b));
+    raw_write(&r, b.data, b.len);
+    shutdown(r.p.fd, SHUT_WR);
+    tu_run_until(&loop, &f.srv_closed, 10000);
+    ASSERT_STATUS(UV_EOF, f.srv_last_closed);
+    ASSERT_EQ(seen.count, 3);
+    /* It answered with its own FINAL before closing. */
+    const uint8_t *m;
+    size_t n;
+    int ctl, fin = 0, got;
+    while ((got = raw_frame(&r, &m, &n, &ctl, &fin)) == 1 && !fin)
+        ;
+    ASSERT_EQ(got, 1);
+    ASSERT_EQ(fin, 1);
+    ASSERT_EQ(ctl, CMDIPC__CTL_BYE);
+    raw_close(&r);
+    cmdipc__buf_free(&b);
+    tu_events_clear(&seen);
+    fx_done(&f);
+}
+
+/* ---------------------------------------------------------------------------
+ * 13. A recorded session replayed executes nothing. */
+
+TEST(secure13_replayed_session_executes_nothing) {
+    char path[HARNESS_PATH_MAX];
+    fx_t f;
+    raw_t r;
+    ASSERT_OK(uv_loop_init(&loop));
+    fx_init(&f);
+    fx_listen_unix(&f, path);
+    executed = 0;
+    tu_register(&loop, f.srv, "count", count_fn, NULL);
+    ASSERT_OK(raw_handshake(&r, path, f.ckey, &f.spk));
+    raw_lines(&r, exec_line);
+    RP_PUMP_UNTIL(&loop, r.p.fd, executed == 1, 10000);
+    /* The recording: every byte the client sent (acts and frames). */
+    cmdipc__buf_t rec;
+    cmdipc__buf_init(&rec);
+    cmdipc__buf_put(&rec, r.sent.data, r.sent.len);
+    raw_close(&r);
+    for (int i = 0; i < 3; i++) {
+        rp_t p;
+        ASSERT_OK(rp_connect(&p, path));
+        ASSERT_OK(rp_write_all(&loop, &p, rec.data, rec.len, 10000));
+        rp_wait_closed(&loop, &p, 10000); /* act 3 fails against a fresh e_r */
+        rp_close(&p);
+    }
+    rp_run_for(&loop, -1, 50);
+    ASSERT_EQ(executed, 1); /* the original call only */
+    ASSERT_EQ(f.srv_attached, 1);
+    cmdipc__buf_free(&rec);
+    fx_done(&f);
+}
+
+/* ---------------------------------------------------------------------------
+ * 14. 10,000 frames over a connection, re-keyed every 1,000; secrets wiped. */
+
+TEST(secure14_ten_thousand_frames_rekeyed) {
+    char path[HARNESS_PATH_MAX];
+    fx_t f;
+    raw_t r;
+    ASSERT_OK(uv_loop_init(&loop));
+    fx_init(&f);
+    fx_listen_unix(&f, path);
+    tu_events_clear(&seen);
+    ASSERT_OK(cmdipc_registry_on(f.srv, "tick", tu_event_cb, &seen, NULL));
+    unsigned wiped = cmdipc__secure_wiped_total();
+    ASSERT_OK(raw_handshake(&r, path, f.ckey, &f.spk));
+    cmdipc__buf_t b;
+    cmdipc__buf_init(&b);
+    send_events(&r, 0, 10000, &b); /* one frame each */
+    ASSERT_UEQ(r.tx.frames, 10000);
+    raw_write(&r, b.data, b.len);
+    RP_PUMP_UNTIL(&loop, r.p.fd, seen.count == 10000 || f.srv_closed, 30000);
+    ASSERT_EQ(seen.count, 10000);
+    ASSERT_EQ(f.srv_closed, 0);
+    /* The listener's handshake ended with its secrets wiped. */
+    ASSERT_EQ(cmdipc__secure_wiped_total(), wiped + 1);
+    ASSERT(cmdipc__hs_wiped(&r.hs));
+    raw_close(&r);
+    cmdipc__buf_free(&b);
+    tu_events_clear(&seen);
+    fx_done(&f);
+}
+
+/* ---------------------------------------------------------------------------
+ * 22. Heartbeat, scaled down: a peer that stops answering is closed; one
+ * that answers stays. */
+
+TEST(secure22_silent_peer_is_closed) {
+    char path[HARNESS_PATH_MAX];
+    fx_t f;
+    raw_t r;
+    ASSERT_OK(uv_loop_init(&loop));
+    fx_init(&f);
+    /* 20 s and 60 s scaled down to 100 ms and 300 ms. */
+    f.lso.ping_idle_ms = 100;
+    f.lso.silence_ms = 300;
+    fx_listen_unix(&f, path);
+    ASSERT_OK(raw_handshake(&r, path, f.ckey, &f.spk));
+    uint64_t t0 = uv_hrtime();
+    /* It pings us after the idle time; we do not answer. */
+    const uint8_t *m;
+    size_t n;
+    int ctl, fin;
+    do /* (the registry's own list request comes first) */
+        ASSERT_EQ(raw_frame(&r, &m, &n, &ctl, &fin), 1);
+    while (ctl == CMDIPC__CTL_NONE);
+    ASSERT_EQ(ctl, CMDIPC__CTL_PING);
+    tu_run_until(&loop, &f.srv_closed, 10000);
+    uint64_t ms = (uv_hrtime() - t0) / 1000000;
+    ASSERT_STATUS(CMDIPC_ETIMEDOUT, f.srv_last_closed);
+    ASSERT_GE(ms, 250);
+    raw_close(&r);
+    fx_done(&f);
+}
+
+TEST(secure22_answering_peer_stays_up) {
+    fx_t f;
+    ASSERT_OK(uv_loop_init(&loop));
+    fx_init(&f);
+    f.lso.ping_idle_ms = f.cso.ping_idle_ms = 20;
+    f.lso.silence_ms = f.cso.silence_ms = 200;
+    fx_listen(&f, "tcp+sodium://127.0.0.1:0");
+    fx_connect(&f);
+    tu_run_until(&loop, &f.up, 10000);
+    rp_run_for(&loop, -1, 1000); /* five times the silence limit */
+    ASSERT_EQ(f.closed, 0);
+    ASSERT_EQ(f.down, 0);
+    ASSERT_EQ(f.srv_closed, 0);
+    fx_done(&f);
+}
+
+/* A handshake the peer never finishes is cut off by the timeout; closing the
+ * registry during one is clean. */
+TEST(secure11_handshake_timeout_and_close_during_handshake) {
+    char path[HARNESS_PATH_MAX];
+    fx_t f;
+    rp_t p, q;
+    ASSERT_OK(uv_loop_init(&loop));
+    fx_init(&f);
+    f.lso.handshake_timeout_ms = 200;
+    fx_listen_unix(&f, path);
+    ASSERT_OK(rp_connect(&p, path));
+    uint64_t t0 = uv_hrtime();
+    rp_wait_closed(&loop, &p, 10000);
+    ASSERT_GE((uv_hrtime() - t0) / 1000000, 150);
+    rp_close(&p);
+    /* A plain NDJSON peer is refused at its first byte. */
+    ASSERT_OK(rp_connect(&q, path));
+    ASSERT_OK(rp_write_str(&loop, &q, "{\"id\":\"1\",\"type\":\"list.commands.request\"}\n"));
+    rp_wait_closed(&loop, &q, 10000);
+    rp_close(&q);
+    ASSERT_OK(rp_connect(&p, path));
+    rp_run_for(&loop, -1, 20);
+    fx_done(&f); /* closes the registry with that handshake in progress */
+    rp_close(&p);
+}
+
 TEST_LIST_BEGIN
 TEST_ENTRY(secure_tcp_round_trip)
 TEST_ENTRY(secure_unix_round_trip)
 TEST_ENTRY(secure_plain_channel_has_no_peer_key)
+TEST_ENTRY(secure8_wrong_pinned_key)
+TEST_ENTRY(secure8_man_in_the_middle)
+TEST_ENTRY(secure9_key_not_allowed_never_reconnects)
+TEST_ENTRY(secure9_empty_allow_list_rejects_everyone)
+TEST_ENTRY_TIMEOUT(secure11_stalled_handshakes_and_a_good_client, 60000)
+TEST_ENTRY(secure11_handshake_timeout_and_close_during_handshake)
+TEST_ENTRY(secure12_transport_tampering)
+TEST_ENTRY(secure12_final_then_eof_is_a_clean_close)
+TEST_ENTRY(secure13_replayed_session_executes_nothing)
+TEST_ENTRY(secure14_ten_thousand_frames_rekeyed)
+TEST_ENTRY(secure22_silent_peer_is_closed)
+TEST_ENTRY(secure22_answering_peer_stays_up)
 TEST_LIST_END

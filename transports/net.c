@@ -345,6 +345,11 @@ static int secure_setup(net_listener_t *nl) {
     return cmdipc__secure_cfg_new(l->reg, l->opts.secure, 0, &nl->secure);
 }
 
+cmdipc__secure_cfg_t *cmdipc__net_listener_secure(cmdipc_listener_t *l) {
+    net_listener_t *nl = l->impl;
+    return strstr(l->url, "+sodium://") != NULL && nl != NULL ? nl->secure : NULL;
+}
+
 /* A failed listen: the handle was initialised, so it is closed (the
  * listener base is freed by the caller). */
 static int listen_fail(net_listener_t *nl, int rc) {

@@ -226,5 +226,7 @@ void cmdipc__secure_abort_all(cmdipc__secure_cfg_t *cfg);
  * handshakes whose secrets were found wiped when they ended. */
 unsigned cmdipc__secure_in_progress(const cmdipc__secure_cfg_t *cfg, unsigned *peak);
 unsigned cmdipc__secure_wiped_total(void);
+/* net.c: the secure configuration of a +sodium listener, else NULL. */
+cmdipc__secure_cfg_t *cmdipc__net_listener_secure(cmdipc_listener_t *l);
 
 #endif /* CMDIPC_SECURE_INT_H */
