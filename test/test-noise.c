@@ -73,8 +73,8 @@ static json_t *load_vector(void) {
     json_t *v = json_load_file(path, 0, &err);
     if (v == NULL) {
         if (ci != NULL && strcmp(ci, "true") == 0)
-            harness__fail(__FILE__, __LINE__, "CI=true and the Noise vector is missing: %s",
-                          path);
+            harness__fail(__FILE__, __LINE__,
+                          "CI=true and the Noise vector is missing: %s", path);
         fprintf(stderr, "the Noise vector is not there: %s\n", path);
         RETURN_SKIP("the Noise test vector (../shared/spec/noise) is absent");
     }
@@ -88,8 +88,8 @@ static void vec_get(json_t *v, const char *key, uint8_t *out, size_t *len) {
 }
 
 /* Encrypts a transport message as Noise's CipherState would (ad empty). */
-static void cipher_state_encrypt(const uint8_t k[32], uint64_t n, const uint8_t *p, size_t len,
-                                 uint8_t *out) {
+static void cipher_state_encrypt(const uint8_t k[32], uint64_t n, const uint8_t *p,
+                                 size_t len, uint8_t *out) {
     uint8_t npub[12] = {0};
     unsigned long long clen;
     for (int i = 0; i < 8; i++)
@@ -176,7 +176,9 @@ TEST(secure7_noise_vector) {
  * Test 7, project-owned: full handshakes against test/noise_ref.js, an
  * independent implementation on Node.js's built-in crypto. */
 
-static void hex_of(const uint8_t *p, size_t n, char *out) { sodium_bin2hex(out, 2 * n + 1, p, n); }
+static void hex_of(const uint8_t *p, size_t n, char *out) {
+    sodium_bin2hex(out, 2 * n + 1, p, n);
+}
 
 TEST(secure7_noise_xk_matches_node) {
     const char *srcdir = getenv("CMDIPC_TEST_SRCDIR");
@@ -210,7 +212,8 @@ TEST(secure7_noise_xk_matches_node) {
         hex_of((const uint8_t *)CMDIPC__PROLOGUE, strlen(CMDIPC__PROLOGUE), pro);
         fprintf(f,
                 "{\"prologue\":\"%s\",\"init_static\":\"%s\",\"init_ephemeral\":\"%s\","
-                "\"resp_static\":\"%s\",\"resp_ephemeral\":\"%s\",\"payloads\":[\"%s\",\"%s\","
+                "\"resp_static\":\"%s\",\"resp_ephemeral\":\"%s\",\"payloads\":[\"%s\","
+                "\"%s\","
                 "\"%s\"]}\n",
                 pro, hx[0], hx[1], hx[2], hx[3], ph[0], ph[1], ph[2]);
     }
@@ -231,15 +234,18 @@ TEST(secure7_noise_xk_matches_node) {
         const uint8_t *pro = (const uint8_t *)CMDIPC__PROLOGUE;
         cmdipc__hs_init(&hi, CMDIPC__HS_INITIATOR, pro, strlen(CMDIPC__PROLOGUE), ikp,
                         pin.bytes);
-        cmdipc__hs_init(&hr, CMDIPC__HS_RESPONDER, pro, strlen(CMDIPC__PROLOGUE), rkp, NULL);
+        cmdipc__hs_init(&hr, CMDIPC__HS_RESPONDER, pro, strlen(CMDIPC__PROLOGUE), rkp,
+                        NULL);
         cmdipc__hs_set_ephemeral(&hi, keys[r][1]);
         cmdipc__hs_set_ephemeral(&hr, keys[r][3]);
         for (int i = 0; i < 3; i++) {
             uint8_t got[256], expect[256], back[64];
             size_t gl, el, bl;
             cmdipc__hs_t *w = i % 2 == 0 ? &hi : &hr, *rd = i % 2 == 0 ? &hr : &hi;
-            ASSERT_OK(cmdipc__hs_write(w, payloads[r][i], plens[r][i], got, sizeof(got), &gl));
-            unhex(json_string_value(json_array_get(json_object_get(js, "messages"), (size_t)i)),
+            ASSERT_OK(
+                cmdipc__hs_write(w, payloads[r][i], plens[r][i], got, sizeof(got), &gl));
+            unhex(json_string_value(
+                      json_array_get(json_object_get(js, "messages"), (size_t)i)),
                   expect, &el);
             ASSERT_EQ(gl, el);
             ASSERT_MEM_EQ(got, expect, el);
@@ -348,7 +354,8 @@ TEST(secure10_single_bit_flips) {
             pair_init(&p, is, rs);
             int rc = 0;
             for (int k = 0; k < 3; k++) {
-                cmdipc__hs_t *w = k % 2 == 0 ? &p.i : &p.r, *rd = k % 2 == 0 ? &p.r : &p.i;
+                cmdipc__hs_t *w = k % 2 == 0 ? &p.i : &p.r,
+                             *rd = k % 2 == 0 ? &p.r : &p.i;
                 ASSERT_OK(cmdipc__hs_write_act(w, p.act[k], sizeof(p.act[k]), &p.len[k]));
                 if (k == a)
                     p.act[k][bit / 8] ^= (uint8_t)(1u << (bit % 8));
@@ -359,7 +366,8 @@ TEST(secure10_single_bit_flips) {
             }
             /* The receiver of the damaged act fails; the responder never
              * completes, so authorize() would never be called. */
-            ASSERT(rc == CMDIPC_EHSAUTH || rc == CMDIPC_EHSVERSION || rc == CMDIPC_EHSBADKEY);
+            ASSERT(rc == CMDIPC_EHSAUTH || rc == CMDIPC_EHSVERSION ||
+                   rc == CMDIPC_EHSBADKEY);
             version += rc == CMDIPC_EHSVERSION;
             ASSERT_NE(cmdipc__hs_action(&p.r), CMDIPC__HS_SPLIT);
             ASSERT(cmdipc__hs_wiped(a == 1 ? &p.i : &p.r));
@@ -410,7 +418,8 @@ TEST(secure14_handshake_secrets_wiped) {
     ASSERT(cmdipc__hs_wiped(&p.r));
     /* Another prologue (a downgrade or another protocol) fails the same way. */
     pair_init(&p, is, rs);
-    cmdipc__hs_init(&p.r, CMDIPC__HS_RESPONDER, (const uint8_t *)"cmdipc/xk0", 10, rs, NULL);
+    cmdipc__hs_init(&p.r, CMDIPC__HS_RESPONDER, (const uint8_t *)"cmdipc/xk0", 10, rs,
+                    NULL);
     ASSERT_OK(cmdipc__hs_write_act(&p.i, p.act[0], sizeof(p.act[0]), &p.len[0]));
     ASSERT_STATUS(CMDIPC_EHSAUTH, cmdipc__hs_read_act(&p.r, p.act[0], p.len[0]));
     cmdipc_keypair_free(other);
@@ -529,8 +538,8 @@ TEST(secure1_frame_size_checked_before_allocating) {
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         stream_t s;
         stream_init(&s, 1000);
-        uint8_t l[4] = {(uint8_t)(bad[i] >> 24), (uint8_t)(bad[i] >> 16), (uint8_t)(bad[i] >> 8),
-                        (uint8_t)bad[i]};
+        uint8_t l[4] = {(uint8_t)(bad[i] >> 24), (uint8_t)(bad[i] >> 16),
+                        (uint8_t)(bad[i] >> 8), (uint8_t)bad[i]};
         const uint8_t *m;
         size_t n;
         int ctl, fin;
@@ -643,7 +652,8 @@ TEST(secure12_frames_final_and_tags) {
     ASSERT_OK(cmdipc__ftx_seal_lines(&s.tx, "{\"a\":1}\n{\"b\":2}\n", 16, 0, &b));
     ASSERT_OK(cmdipc__ftx_control(&s.tx, CMDIPC__CTL_PING, NULL, 0, 0, &b));
     ASSERT_OK(cmdipc__ftx_control(&s.tx, CMDIPC__CTL_ERROR, "E_UNAUTHORIZED", 1, 0, &b));
-    ASSERT_STATUS(CMDIPC_ECLOSED, cmdipc__ftx_control(&s.tx, CMDIPC__CTL_BYE, NULL, 1, 0, &b));
+    ASSERT_STATUS(CMDIPC_ECLOSED,
+                  cmdipc__ftx_control(&s.tx, CMDIPC__CTL_BYE, NULL, 1, 0, &b));
     ASSERT_OK(cmdipc__frx_feed(&s.rx, b.data, b.len));
     ASSERT_EQ(cmdipc__frx_next(&s.rx, &m, &n, &ctl, &fin), 1);
     ASSERT_EQ(ctl, CMDIPC__CTL_READY);
@@ -672,9 +682,9 @@ TEST(secure12_frames_final_and_tags) {
     p = (uint8_t *)b.data;
     p[0] = p[1] = p[2] = 0;
     p[3] = 3 + 17;
-    crypto_secretstream_xchacha20poly1305_push(&s.tx.st, p + 4, NULL, (const uint8_t *)"{}\n",
-                                               3, p, 4,
-                                               crypto_secretstream_xchacha20poly1305_TAG_PUSH);
+    crypto_secretstream_xchacha20poly1305_push(
+        &s.tx.st, p + 4, NULL, (const uint8_t *)"{}\n", 3, p, 4,
+        crypto_secretstream_xchacha20poly1305_TAG_PUSH);
     ASSERT_STATUS(CMDIPC_EFRAMETAG, feed_next(&s, p, 24, &m, &n, &ctl, &fin));
     cmdipc__frx_free(&s.rx);
     stream_init(&s, 1000);
@@ -721,7 +731,8 @@ TEST(secure14_rekey_every_1000_frames) {
     ASSERT_EQ(got, 999);
     before = t.rx.st;
     ASSERT_EQ(feed_next(&t, b.data + at[999], at[1000] - at[999], &m, &n, &ctl, &fin), 1);
-    ASSERT_EQ(feed_next(&t, b.data + at[1000], at[1001] - at[1000], &m, &n, &ctl, &fin), 1);
+    ASSERT_EQ(feed_next(&t, b.data + at[1000], at[1001] - at[1000], &m, &n, &ctl, &fin),
+              1);
     /* Frame 1000 opened again from the state before it: its tag. */
     unsigned char tag;
     unsigned long long ml;

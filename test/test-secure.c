@@ -100,7 +100,9 @@ static void fx_listen(fx_t *f, const char *url) {
     ASSERT_OK(cmdipc_listener_url(f->l, f->url, sizeof(f->url)));
 }
 
-static void fx_connect(fx_t *f) { ASSERT_OK(cmdipc_connect(f->cli, f->url, "hub", &f->co, &f->ch)); }
+static void fx_connect(fx_t *f) {
+    ASSERT_OK(cmdipc_connect(f->cli, f->url, "hub", &f->co, &f->ch));
+}
 
 static void fx_done(fx_t *f) {
     tu_close_all(&loop, f->srv, f->cli, NULL);
@@ -132,7 +134,9 @@ static void round_trip(const char *listen_url) {
     tu_register(&loop, f.cli, "echo", tu_echo_fn, NULL);
     tu_settle(&loop);
     ASSERT_OK(tu_call(&loop, f.srv, "echo", "{\"x\":[1,2,3]}", &res));
-    ASSERT_STR_EQ(json_dumps(res.result, JSON_COMPACT), "{\"x\":[1,2,3]}");
+    char *dump = json_dumps(res.result, JSON_COMPACT);
+    ASSERT_STR_EQ(dump, "{\"x\":[1,2,3]}");
+    free(dump);
     tu_result_clear(&res);
     /* events both ways */
     tu_events_clear(&got_events);
@@ -167,7 +171,8 @@ TEST(secure_tcp_round_trip) { round_trip("tcp+sodium://127.0.0.1:0"); }
 
 TEST(secure_unix_round_trip) {
     char path[HARNESS_PATH_MAX], url[HARNESS_PATH_MAX + 32];
-    snprintf(url, sizeof(url), "unix+sodium://%s", harness_scratch_path(path, sizeof(path), "s"));
+    snprintf(url, sizeof(url), "unix+sodium://%s",
+             harness_scratch_path(path, sizeof(path), "s"));
     round_trip(url);
 }
 
@@ -176,7 +181,8 @@ TEST(secure_plain_channel_has_no_peer_key) {
     cmdipc_channel_t *ch;
     char url[160];
     ASSERT_OK(uv_loop_init(&loop));
-    cmdipc_registry_t *a = tu_registry(&loop, "a", NULL), *b = tu_registry(&loop, "b", NULL);
+    cmdipc_registry_t *a = tu_registry(&loop, "a", NULL),
+                      *b = tu_registry(&loop, "b", NULL);
     ASSERT_OK(cmdipc_listen(a, "tcp://127.0.0.1:0", NULL, &l));
     ASSERT_OK(cmdipc_listener_url(l, url, sizeof(url)));
     ASSERT_OK(cmdipc_connect(b, url, "a", NULL, &ch));
@@ -184,7 +190,8 @@ TEST(secure_plain_channel_has_no_peer_key) {
     ASSERT_STATUS(UV_ENOTSUP, cmdipc_channel_peer_key(ch, &k));
     /* A +sodium address without keys is refused at once. */
     ASSERT_STATUS(UV_EINVAL, cmdipc_listen(a, "tcp+sodium://127.0.0.1:0", NULL, &l));
-    ASSERT_STATUS(UV_EINVAL, cmdipc_connect(b, "tcp+sodium://127.0.0.1:1", "x", NULL, &ch));
+    ASSERT_STATUS(UV_EINVAL,
+                  cmdipc_connect(b, "tcp+sodium://127.0.0.1:1", "x", NULL, &ch));
     /* Closed while the connection is still being made. */
     tu_close_all(&loop, a, b, NULL);
 }
@@ -209,7 +216,8 @@ static void raw_write(raw_t *r, const void *b, size_t n) {
 
 /* Waits for n more bytes than already taken and takes them. */
 static void raw_take(raw_t *r, void *out, size_t n) {
-    RP_PUMP_UNTIL(&loop, r->p.fd, (rp_read(&r->p), r->p.len >= n || rp_closed(&r->p)), 10000);
+    RP_PUMP_UNTIL(&loop, r->p.fd, (rp_read(&r->p), r->p.len >= n || rp_closed(&r->p)),
+                  10000);
     ASSERT_GE(r->p.len, n);
     memcpy(out, r->p.buf, n);
     memmove(r->p.buf, r->p.buf + n, r->p.len - n);
@@ -231,7 +239,8 @@ static int raw_handshake(raw_t *r, const char *path, const cmdipc_keypair_t *kp,
                     strlen(CMDIPC__PROLOGUE), kp, spk->bytes);
     ASSERT_OK(cmdipc__hs_write_act(&r->hs, buf, sizeof(buf), &n));
     raw_write(r, buf, n);
-    RP_PUMP_UNTIL(&loop, r->p.fd, (rp_read(&r->p), r->p.len >= 49 || rp_closed(&r->p)), 10000);
+    RP_PUMP_UNTIL(&loop, r->p.fd, (rp_read(&r->p), r->p.len >= 49 || rp_closed(&r->p)),
+                  10000);
     if (r->p.len < 49)
         return CMDIPC_EHSEOF;
     raw_take(r, buf, 49);
@@ -312,9 +321,9 @@ static void count_fn(cmdipc_call_t *call, json_t *request, void *data) {
     ASSERT_OK(cmdipc_call_reply(call, NULL));
 }
 
-static const char exec_line[] =
-    "{\"id\":\"11111111-1111-4111-8111-111111111111\",\"type\":\"execute.command.request\","
-    "\"commandId\":\"count\"}\n";
+static const char exec_line[] = "{\"id\":\"11111111-1111-4111-8111-111111111111\","
+                                "\"type\":\"execute.command.request\","
+                                "\"commandId\":\"count\"}\n";
 
 /* ---------------------------------------------------------------------------
  * 8. Wrong pinned key; a man in the middle. */
@@ -425,7 +434,8 @@ TEST(secure8_man_in_the_middle) {
  * 9. Not allowed: rejected for good; an empty list admits nobody. */
 
 static int deny_calls;
-static int deny_cb(const cmdipc_pubkey_t *key, const cmdipc_peer_info_t *peer, void *data) {
+static int deny_cb(const cmdipc_pubkey_t *key, const cmdipc_peer_info_t *peer,
+                   void *data) {
     (void)key;
     (void)data;
     ASSERT_NOT_NULL(peer);
@@ -563,7 +573,7 @@ TEST(secure11_stalled_handshakes_and_a_good_client) {
     cmdipc__secure_cfg_t *cfg = cmdipc__net_listener_secure(f.l);
     ASSERT_NOT_NULL(cfg);
     ASSERT_EQ(cmdipc__secure_in_progress(cfg, &peak), 0);
-    ASSERT_EQ(peak, 64); /* full, never more */
+    ASSERT_EQ(peak, 64);          /* full, never more */
     ASSERT_EQ(f.srv_attached, 1); /* only the good client became a channel */
     for (int i = 0; i < STALLS; i++)
         rp_close(&stall[i]);
@@ -579,8 +589,9 @@ static tu_events_t seen;
 static void send_events(raw_t *r, int from, int to, cmdipc__buf_t *out) {
     for (int i = from; i < to; i++) {
         char line[160];
-        int n = snprintf(line, sizeof(line),
-                         "{\"id\":\"ev-%d\",\"type\":\"event\",\"eventId\":\"tick\"}\n", i);
+        int n =
+            snprintf(line, sizeof(line),
+                     "{\"id\":\"ev-%d\",\"type\":\"event\",\"eventId\":\"tick\"}\n", i);
         ASSERT_OK(cmdipc__ftx_seal_lines(&r->tx, line, (size_t)n, 0, out));
     }
 }
@@ -819,7 +830,8 @@ TEST(secure11_handshake_timeout_and_close_during_handshake) {
     rp_close(&p);
     /* A plain NDJSON peer is refused at its first byte. */
     ASSERT_OK(rp_connect(&q, path));
-    ASSERT_OK(rp_write_str(&loop, &q, "{\"id\":\"1\",\"type\":\"list.commands.request\"}\n"));
+    ASSERT_OK(
+        rp_write_str(&loop, &q, "{\"id\":\"1\",\"type\":\"list.commands.request\"}\n"));
     rp_wait_closed(&loop, &q, 10000);
     rp_close(&q);
     ASSERT_OK(rp_connect(&p, path));

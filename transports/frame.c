@@ -50,11 +50,13 @@ int cmdipc__ftx_init(cmdipc__ftx_t *tx, const uint8_t key[32],
     tx->rekey_frames = rekey_frames;
     tx->rekey_ms = rekey_ms;
     tx->last_rekey = now_ms;
-    return crypto_secretstream_xchacha20poly1305_init_push(&tx->st, hdr, key) == 0 ? 0 : UV_EIO;
+    return crypto_secretstream_xchacha20poly1305_init_push(&tx->st, hdr, key) == 0
+               ? 0
+               : UV_EIO;
 }
 
-int cmdipc__ftx_seal(cmdipc__ftx_t *tx, const void *m, size_t n, int final, uint64_t now_ms,
-                     cmdipc__buf_t *out) {
+int cmdipc__ftx_seal(cmdipc__ftx_t *tx, const void *m, size_t n, int final,
+                     uint64_t now_ms, cmdipc__buf_t *out) {
     if (tx->final_sent)
         return CMDIPC_ECLOSED;
     size_t l = n + CMDIPC__FRAME_ABYTES;
@@ -72,8 +74,8 @@ int cmdipc__ftx_seal(cmdipc__ftx_t *tx, const void *m, size_t n, int final, uint
     }
     uint8_t *p = (uint8_t *)out->data + out->len;
     put_be32(p, (uint32_t)l);
-    crypto_secretstream_xchacha20poly1305_push(&tx->st, p + CMDIPC__FRAME_HDR, NULL, m, n, p,
-                                               CMDIPC__FRAME_HDR, tag);
+    crypto_secretstream_xchacha20poly1305_push(&tx->st, p + CMDIPC__FRAME_HDR, NULL, m, n,
+                                               p, CMDIPC__FRAME_HDR, tag);
     out->len += CMDIPC__FRAME_HDR + l;
     return 0;
 }
@@ -84,7 +86,8 @@ int cmdipc__ftx_seal_lines(cmdipc__ftx_t *tx, const char *p, size_t n, uint64_t 
     while (at < n) {
         /* The longest run of whole lines within the batch size, or the one
          * line that is longer. */
-        size_t end = at, limit = n - at > CMDIPC__FRAME_BATCH ? at + CMDIPC__FRAME_BATCH : n;
+        size_t end = at,
+               limit = n - at > CMDIPC__FRAME_BATCH ? at + CMDIPC__FRAME_BATCH : n;
         while (end < limit) {
             const char *nl = memchr(p + end, '\n', limit - end);
             if (nl == NULL)
@@ -201,15 +204,16 @@ void cmdipc__frame_error_code(const uint8_t *m, size_t len, char *out, size_t n)
     out[k] = '\0';
 }
 
-int cmdipc__frx_next(cmdipc__frx_t *rx, const uint8_t **m, size_t *n, int *ctl, int *final) {
+int cmdipc__frx_next(cmdipc__frx_t *rx, const uint8_t **m, size_t *n, int *ctl,
+                     int *final) {
     *final = 0;
     *ctl = CMDIPC__CTL_NONE;
     size_t have = rx->len - rx->off;
     if (!rx->have_header) {
         if (have < CMDIPC__STREAM_HEADER)
             return 0;
-        int rc = crypto_secretstream_xchacha20poly1305_init_pull(&rx->st, rx->in + rx->off,
-                                                                 rx->key);
+        int rc = crypto_secretstream_xchacha20poly1305_init_pull(
+            &rx->st, rx->in + rx->off, rx->key);
         sodium_memzero(rx->key, sizeof(rx->key));
         if (rc != 0)
             return CMDIPC_EFRAMEAUTH;

@@ -39,9 +39,9 @@ void cmdipc_keypair_free(cmdipc_keypair_t *kp) {
 }
 
 int cmdipc__pubkey_low_order(const uint8_t pub[32]) {
-    static const uint8_t probe[32] = {0x58, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
-                                      16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29,
-                                      30, 0x41};
+    static const uint8_t probe[32] = {0x58, 1,  2,  3,  4,  5,  6,  7,  8,  9,   10,
+                                      11,   12, 13, 14, 15, 16, 17, 18, 19, 20,  21,
+                                      22,   23, 24, 25, 26, 27, 28, 29, 30, 0x41};
     uint8_t out[32];
     /* Any scalar maps a small-subgroup point into it; clamping clears the
      * cofactor, so the result is all zeros, which libsodium refuses. */
@@ -75,7 +75,8 @@ int cmdipc_keypair_generate(cmdipc_keypair_t **out) {
     return 0;
 }
 
-int cmdipc_keypair_from_secret(const uint8_t secret[CMDIPC_KEY_BYTES], cmdipc_keypair_t **out) {
+int cmdipc_keypair_from_secret(const uint8_t secret[CMDIPC_KEY_BYTES],
+                               cmdipc_keypair_t **out) {
     cmdipc_keypair_t *kp;
     int rc;
     if (out == NULL || secret == NULL)
@@ -106,7 +107,8 @@ int cmdipc__keypair_copy(const cmdipc_keypair_t *kp, cmdipc_keypair_t **out) {
     return 0;
 }
 
-int cmdipc__keypair_dh(const cmdipc_keypair_t *kp, uint8_t out[32], const uint8_t pub[32]) {
+int cmdipc__keypair_dh(const cmdipc_keypair_t *kp, uint8_t out[32],
+                       const uint8_t pub[32]) {
     sk_open(kp);
     int rc = crypto_scalarmult(out, kp->sk, pub);
     sk_close(kp);
@@ -122,16 +124,17 @@ void cmdipc_keypair_public(const cmdipc_keypair_t *kp, cmdipc_pubkey_t *out) {
 
 /* Decodes the base64 text of 32 bytes (white space around it ignored). */
 static int b64_key(const char *text, size_t len, uint8_t out[32]) {
-    while (len > 0 && (text[0] == ' ' || text[0] == '\t' || text[0] == '\n' || text[0] == '\r'))
+    while (len > 0 &&
+           (text[0] == ' ' || text[0] == '\t' || text[0] == '\n' || text[0] == '\r'))
         text++, len--;
-    while (len > 0 && (text[len - 1] == ' ' || text[len - 1] == '\t' || text[len - 1] == '\n' ||
-                       text[len - 1] == '\r'))
+    while (len > 0 && (text[len - 1] == ' ' || text[len - 1] == '\t' ||
+                       text[len - 1] == '\n' || text[len - 1] == '\r'))
         len--;
     size_t n = 0;
     const char *end;
     if (len != CMDIPC_KEY_B64 - 1 ||
-        sodium_base642bin(out, 32, text, len, NULL, &n, &end, B64_VARIANT) != 0 || n != 32 ||
-        end != text + len)
+        sodium_base642bin(out, 32, text, len, NULL, &n, &end, B64_VARIANT) != 0 ||
+        n != 32 || end != text + len)
         return UV_EINVAL;
     return 0;
 }

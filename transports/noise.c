@@ -40,8 +40,8 @@ static void hmac(const uint8_t key[32], const uint8_t *a, size_t alen, const uin
 
 /* HKDF(ck, ikm) -> (o1, o2): t = HMAC(ck, ikm); o1 = HMAC(t, 0x01);
  * o2 = HMAC(t, o1 || 0x02). */
-static void hkdf2(const uint8_t ck[32], const uint8_t *ikm, size_t ikm_len, uint8_t o1[32],
-                  uint8_t o2[32]) {
+static void hkdf2(const uint8_t ck[32], const uint8_t *ikm, size_t ikm_len,
+                  uint8_t o1[32], uint8_t o2[32]) {
     static const uint8_t one = 0x01, two = 0x02;
     uint8_t t[32], t1[32];
     hmac(ck, ikm, ikm_len, NULL, 0, t);
@@ -68,7 +68,8 @@ static void nonce(uint64_t n, uint8_t out[12]) {
 }
 
 /* EncryptAndHash: c = AEAD(k, n++, h, p); MixHash(c). Writes plen + 16. */
-static void encrypt_and_hash(cmdipc__hs_t *hs, const uint8_t *p, size_t plen, uint8_t *out) {
+static void encrypt_and_hash(cmdipc__hs_t *hs, const uint8_t *p, size_t plen,
+                             uint8_t *out) {
     uint8_t npub[12];
     unsigned long long clen;
     nonce(hs->n++, npub);
@@ -78,12 +79,13 @@ static void encrypt_and_hash(cmdipc__hs_t *hs, const uint8_t *p, size_t plen, ui
 }
 
 /* DecryptAndHash: p = AEAD-open(k, n++, h, c); MixHash(c). */
-static int decrypt_and_hash(cmdipc__hs_t *hs, const uint8_t *c, size_t clen, uint8_t *out) {
+static int decrypt_and_hash(cmdipc__hs_t *hs, const uint8_t *c, size_t clen,
+                            uint8_t *out) {
     uint8_t npub[12];
     unsigned long long plen;
     nonce(hs->n++, npub);
-    if (crypto_aead_chacha20poly1305_ietf_decrypt(out, &plen, NULL, c, clen, hs->h, 32, npub,
-                                                  hs->k) != 0)
+    if (crypto_aead_chacha20poly1305_ietf_decrypt(out, &plen, NULL, c, clen, hs->h, 32,
+                                                  npub, hs->k) != 0)
         return CMDIPC_EHSAUTH;
     mix_hash(hs, c, clen);
     return 0;
@@ -117,8 +119,9 @@ static void new_ephemeral(cmdipc__hs_t *hs) {
 /* ---------------------------------------------------------------------------
  * State. */
 
-void cmdipc__hs_init(cmdipc__hs_t *hs, int role, const uint8_t *prologue, size_t prologue_len,
-                     const cmdipc_keypair_t *s, const uint8_t rs[32]) {
+void cmdipc__hs_init(cmdipc__hs_t *hs, int role, const uint8_t *prologue,
+                     size_t prologue_len, const cmdipc_keypair_t *s,
+                     const uint8_t rs[32]) {
     memset(hs, 0, sizeof(*hs));
     hs->role = role;
     hs->s = s;
@@ -236,8 +239,8 @@ static size_t overhead(int i) { return i == 2 ? 32 + TAG + TAG : 32 + TAG; }
 
 int cmdipc__hs_write(cmdipc__hs_t *hs, const uint8_t *payload, size_t plen, uint8_t *out,
                      size_t cap, size_t *len) {
-    static int (*const acts[3])(cmdipc__hs_t *, const uint8_t *, size_t, uint8_t *) = {
-        act1_write, act2_write, act3_write};
+    static int (*const acts[3])(cmdipc__hs_t *, const uint8_t *, size_t,
+                                uint8_t *) = {act1_write, act2_write, act3_write};
     if (cmdipc__hs_action(hs) != CMDIPC__HS_WRITE)
         return UV_EINVAL;
     size_t need = overhead(hs->msgs) + plen;
@@ -253,8 +256,8 @@ int cmdipc__hs_write(cmdipc__hs_t *hs, const uint8_t *payload, size_t plen, uint
 
 int cmdipc__hs_read(cmdipc__hs_t *hs, const uint8_t *msg, size_t len, uint8_t *payload,
                     size_t cap, size_t *plen) {
-    static int (*const acts[3])(cmdipc__hs_t *, const uint8_t *, size_t, uint8_t *) = {
-        act1_read, act2_read, act3_read};
+    static int (*const acts[3])(cmdipc__hs_t *, const uint8_t *, size_t,
+                                uint8_t *) = {act1_read, act2_read, act3_read};
     uint8_t scratch[1];
     if (cmdipc__hs_action(hs) != CMDIPC__HS_READ)
         return UV_EINVAL;

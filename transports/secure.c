@@ -52,9 +52,9 @@ typedef struct secure_conn_s {
     int state;
     int step;
     cmdipc__secure_done_fn done;
-    int result;      /* responder: what to report once the last write went out */
-    int ready;       /* initiator: ready frame read */
-    int writes;      /* handshake writes in flight */
+    int result; /* responder: what to report once the last write went out */
+    int ready;  /* initiator: ready frame read */
+    int writes; /* handshake writes in flight */
     cmdipc__hs_t hs;
     uint8_t in[HS_IN_MAX];
     size_t have, want;
@@ -96,10 +96,10 @@ void cmdipc_secure_opts_init(cmdipc_secure_opts_t *o) {
     o->rekey_ms = 600000;
 }
 
-int cmdipc__secure_cfg_new(cmdipc_registry_t *r, const cmdipc_secure_opts_t *o, int dialer,
-                           cmdipc__secure_cfg_t **out) {
-    if (o == NULL || o->version == 0 || o->key == NULL || (dialer && o->peer_key == NULL) ||
-        (o->n_allow > 0 && o->allow == NULL))
+int cmdipc__secure_cfg_new(cmdipc_registry_t *r, const cmdipc_secure_opts_t *o,
+                           int dialer, cmdipc__secure_cfg_t **out) {
+    if (o == NULL || o->version == 0 || o->key == NULL ||
+        (dialer && o->peer_key == NULL) || (o->n_allow > 0 && o->allow == NULL))
         return UV_EINVAL;
     if (dialer && cmdipc__pubkey_low_order(o->peer_key->bytes))
         return CMDIPC_EHSBADKEY;
@@ -199,8 +199,9 @@ static void fail(secure_conn_t *s, int status) {
         return;
     if (r != NULL)
         cmdipc__log(r,
-                    status == CMDIPC_EHSVERSION || status == CMDIPC_EHSAUTH ? CMDIPC_LOG_WARN
-                                                                             : CMDIPC_LOG_INFO,
+                    status == CMDIPC_EHSVERSION || status == CMDIPC_EHSAUTH
+                        ? CMDIPC_LOG_WARN
+                        : CMDIPC_LOG_INFO,
                     "%s: secure handshake with %s failed: %s",
                     s->c->link->url ? s->c->link->url
                                     : (s->c->link->peer.url ? s->c->link->peer.url : "?"),
@@ -334,7 +335,8 @@ static int hs_step(secure_conn_t *s) {
             return respond(s);
         case STEP_HDR: { /* initiator: the length of the first frame */
             const uint8_t *l = s->in + CMDIPC__STREAM_HEADER;
-            uint32_t len = (uint32_t)l[0] << 24 | (uint32_t)l[1] << 16 | (uint32_t)l[2] << 8 | l[3];
+            uint32_t len =
+                (uint32_t)l[0] << 24 | (uint32_t)l[1] << 16 | (uint32_t)l[2] << 8 | l[3];
             if (len < CMDIPC__FRAME_MIN || len > sizeof(s->in) - s->have)
                 return CMDIPC_EFRAMESIZE;
             s->step = STEP_FIRST;
@@ -360,7 +362,7 @@ static int hs_step(secure_conn_t *s) {
                 char code[64];
                 cmdipc__frame_error_code(m, mlen, code, sizeof(code));
                 return strcmp(code, "E_UNAUTHORIZED") == 0 ? CMDIPC_EPEERREJECTED
-                                                             : CMDIPC_EPROTO;
+                                                           : CMDIPC_EPROTO;
             }
             return CMDIPC_EPROTO;
         }
@@ -391,7 +393,8 @@ static void hs_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) 
         fail(s, CMDIPC_EHSEOF);
         return;
     }
-    if (s->have == 0 && (s->step == STEP_ACT1 || s->step == STEP_ACT2 || s->step == STEP_ACT3) &&
+    if (s->have == 0 &&
+        (s->step == STEP_ACT1 || s->step == STEP_ACT2 || s->step == STEP_ACT3) &&
         s->in[0] != CMDIPC__HS_VERSION) {
         fail(s, CMDIPC_EHSVERSION); /* a plain-NDJSON peer's '{', say */
         return;
@@ -441,7 +444,8 @@ int cmdipc__secure_start(cmdipc__secure_cfg_t *cfg, cmdipc__conn_t *c, int initi
         cmdipc__hs_init(&s->hs, CMDIPC__HS_RESPONDER, (const uint8_t *)CMDIPC__PROLOGUE,
                         strlen(CMDIPC__PROLOGUE), cfg->key, NULL);
         /* A slot; when they are all taken, the oldest handshake goes. */
-        if (cfg->in_progress >= cfg->max_handshakes && !cmdipc__queue_empty(&cfg->handshakes)) {
+        if (cfg->in_progress >= cfg->max_handshakes &&
+            !cmdipc__queue_empty(&cfg->handshakes)) {
             secure_conn_t *old =
                 cmdipc__container_of(cfg->handshakes.next, secure_conn_t, slot);
             fail(old, CMDIPC_EOVERLOAD);
@@ -468,7 +472,8 @@ int cmdipc__secure_start(cmdipc__secure_cfg_t *cfg, cmdipc__conn_t *c, int initi
 
 void cmdipc__secure_abort_all(cmdipc__secure_cfg_t *cfg) {
     while (!cmdipc__queue_empty(&cfg->handshakes)) {
-        secure_conn_t *s = cmdipc__container_of(cfg->handshakes.next, secure_conn_t, slot);
+        secure_conn_t *s =
+            cmdipc__container_of(cfg->handshakes.next, secure_conn_t, slot);
         fail(s, CMDIPC_ECANCELED);
     }
 }
@@ -485,7 +490,8 @@ static void heartbeat_arm(secure_conn_t *s) {
         if (idle >= s->silence_ms) {
             cmdipc_registry_t *r = conn_registry(c);
             if (r != NULL)
-                cmdipc__log(r, CMDIPC_LOG_WARN, "channel %s: nothing received for %llu ms",
+                cmdipc__log(r, CMDIPC_LOG_WARN,
+                            "channel %s: nothing received for %llu ms",
                             c->link && c->link->ch ? cmdipc_channel_id(c->link->ch) : "?",
                             (unsigned long long)idle);
             cmdipc__conn_close(c, 0, CMDIPC_ETIMEDOUT);
@@ -542,7 +548,8 @@ static int f_input(cmdipc__conn_t *c, const char *p, size_t n) {
                 cmdipc__frame_error_code(m, len, code, sizeof(code));
                 if (r != NULL)
                     cmdipc__log(r, CMDIPC_LOG_WARN, "channel %s: the peer closed with %s",
-                                c->link && c->link->ch ? cmdipc_channel_id(c->link->ch) : "?",
+                                c->link && c->link->ch ? cmdipc_channel_id(c->link->ch)
+                                                       : "?",
                                 code[0] ? code : "an error");
                 return CMDIPC_EPROTO;
             }
@@ -553,7 +560,8 @@ static int f_input(cmdipc__conn_t *c, const char *p, size_t n) {
     return 0;
 }
 
-static int f_seal(cmdipc__conn_t *c, const char *p, size_t n, int final, cmdipc__buf_t *wire) {
+static int f_seal(cmdipc__conn_t *c, const char *p, size_t n, int final,
+                  cmdipc__buf_t *wire) {
     secure_conn_t *s = c->filter_data;
     uint64_t now = uv_now(c->loop);
     int rc = 0;

@@ -22,7 +22,8 @@ struct cmdipc_keypair_s {
 
 /* DH(our secret, pub) into out. Returns 0 or CMDIPC_EHSBADKEY (libsodium
  * refuses a low-order pub: the result would be all zeros). */
-int cmdipc__keypair_dh(const cmdipc_keypair_t *kp, uint8_t out[32], const uint8_t pub[32]);
+int cmdipc__keypair_dh(const cmdipc_keypair_t *kp, uint8_t out[32],
+                       const uint8_t pub[32]);
 /* A copy of kp in its own guarded memory. 0 or UV_ENOMEM. */
 int cmdipc__keypair_copy(const cmdipc_keypair_t *kp, cmdipc_keypair_t **out);
 /* 1 if pub is one of the 14 low-order encodings (tested by a DH with a
@@ -58,7 +59,7 @@ enum {
 
 typedef struct cmdipc__hs_s {
     int role;
-    int msgs;   /* messages written or read so far (0..3) */
+    int msgs; /* messages written or read so far (0..3) */
     int failed;
     uint8_t h[32];  /* handshake hash (kept after split: the session id) */
     uint8_t ck[32]; /* chaining key */
@@ -74,8 +75,9 @@ typedef struct cmdipc__hs_s {
 
 /* Initialise for role with the prologue, our static key pair and (initiator
  * only) the responder's static public key. */
-void cmdipc__hs_init(cmdipc__hs_t *hs, int role, const uint8_t *prologue, size_t prologue_len,
-                     const cmdipc_keypair_t *s, const uint8_t rs[32]);
+void cmdipc__hs_init(cmdipc__hs_t *hs, int role, const uint8_t *prologue,
+                     size_t prologue_len, const cmdipc_keypair_t *s,
+                     const uint8_t rs[32]);
 int cmdipc__hs_action(const cmdipc__hs_t *hs);
 /* Writes the next Noise message carrying payload into out (room for cap
  * bytes). Returns 0 with *len, UV_EINVAL (wrong action, no room),
@@ -149,8 +151,8 @@ int cmdipc__ftx_init(cmdipc__ftx_t *tx, const uint8_t key[32],
                      uint64_t rekey_ms, uint64_t now_ms);
 /* Appends one frame holding the n bytes at m (final: tag FINAL). Returns 0,
  * UV_ENOMEM, CMDIPC_ECLOSED after the final frame. */
-int cmdipc__ftx_seal(cmdipc__ftx_t *tx, const void *m, size_t n, int final, uint64_t now_ms,
-                     cmdipc__buf_t *out);
+int cmdipc__ftx_seal(cmdipc__ftx_t *tx, const void *m, size_t n, int final,
+                     uint64_t now_ms, cmdipc__buf_t *out);
 /* Appends frames holding the whole lines at p (n bytes, ending in '\n'):
  * as many lines per frame as fit in CMDIPC__FRAME_BATCH bytes, a longer line
  * alone. */
@@ -164,9 +166,9 @@ typedef struct cmdipc__frx_s {
     crypto_secretstream_xchacha20poly1305_state st;
     uint8_t key[32]; /* until the header arrived */
     int have_header;
-    int final;       /* the FINAL frame was read */
+    int final; /* the FINAL frame was read */
     size_t max_frame;
-    uint8_t *in;     /* input not yet consumed: in[off..len) */
+    uint8_t *in; /* input not yet consumed: in[off..len) */
     size_t off, len, cap;
     uint8_t *plain;
     size_t plain_cap;
@@ -186,9 +188,12 @@ int cmdipc__frx_feed(cmdipc__frx_t *rx, const void *p, size_t n);
  * allocation), CMDIPC_EFRAMEAUTH (bad header, bit flip, replay, reorder,
  * drop), CMDIPC_EFRAMETAG (PUSH or unknown tag), CMDIPC_EPROTO (data after
  * FINAL, lines not ending in a newline). *final is set on the FINAL frame. */
-int cmdipc__frx_next(cmdipc__frx_t *rx, const uint8_t **m, size_t *n, int *ctl, int *final);
+int cmdipc__frx_next(cmdipc__frx_t *rx, const uint8_t **m, size_t *n, int *ctl,
+                     int *final);
 /* Bytes fed and not yet consumed. */
-static inline size_t cmdipc__frx_buffered(const cmdipc__frx_t *rx) { return rx->len - rx->off; }
+static inline size_t cmdipc__frx_buffered(const cmdipc__frx_t *rx) {
+    return rx->len - rx->off;
+}
 /* Takes up to n buffered bytes out (the handshake reads its acts from the
  * same buffer). Returns the count copied. */
 size_t cmdipc__frx_take(cmdipc__frx_t *rx, void *out, size_t n);
@@ -206,8 +211,8 @@ typedef struct cmdipc__secure_cfg_s cmdipc__secure_cfg_t;
 /* Validates and copies secure options (keys, allow-list) for a listener or
  * a dialer of r. Returns 0, UV_EINVAL, CMDIPC_EHSBADKEY (a low-order pin),
  * UV_ENOMEM. */
-int cmdipc__secure_cfg_new(cmdipc_registry_t *r, const cmdipc_secure_opts_t *o, int dialer,
-                           cmdipc__secure_cfg_t **out);
+int cmdipc__secure_cfg_new(cmdipc_registry_t *r, const cmdipc_secure_opts_t *o,
+                           int dialer, cmdipc__secure_cfg_t **out);
 void cmdipc__secure_cfg_free(cmdipc__secure_cfg_t *cfg);
 
 /* Starts the handshake on a connected conn, as initiator (dialer) or

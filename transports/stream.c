@@ -387,7 +387,9 @@ static void deliver_lines(cmdipc__conn_t *c) {
     c->delivering = 1;
     unsigned nlines = 0;
     while (c->state == C_OPEN && !c->paused) {
-        char *nl = memchr(c->rbuf + c->rscan, '\n', c->rend - c->rscan);
+        char *nl = c->rend > c->rscan
+                       ? memchr(c->rbuf + c->rscan, '\n', c->rend - c->rscan)
+                       : NULL; /* (rbuf may be NULL then) */
         if (nl == NULL) {
             c->rscan = c->rend;
             break;
@@ -411,7 +413,8 @@ static void deliver_lines(cmdipc__conn_t *c) {
         flush(c);
     if (c->rstart == c->rend) {
         c->rstart = c->rend = c->rscan = 0;
-    } else if (c->rend - c->rstart >= max_line && c->state == C_OPEN && c->filter == NULL) {
+    } else if (c->rend - c->rstart >= max_line && c->state == C_OPEN &&
+               c->filter == NULL) {
         /* (A filter hands over whole lines only.) */
         /* A line without its newline already at the limit. */
         conn_fail(c, CMDIPC_ELINETOOLONG, "line longer than the limit");
@@ -646,7 +649,9 @@ void cmdipc__conn_kick(cmdipc__conn_t *c) {
     }
 }
 
-int cmdipc__conn_accepting(const cmdipc__conn_t *c) { return c->state == C_OPEN && !c->paused; }
+int cmdipc__conn_accepting(const cmdipc__conn_t *c) {
+    return c->state == C_OPEN && !c->paused;
+}
 
 /* ---------------------------------------------------------------------------
  * Links: the channel ops. */

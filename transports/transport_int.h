@@ -67,7 +67,8 @@ typedef struct cmdipc__filter_ops_s {
     int (*input)(cmdipc__conn_t *c, const char *p, size_t n);
     /* Appends to wire the frames of the n bytes of whole lines at p (n may
      * be 0), the control frames due, and the FINAL frame when final. */
-    int (*seal)(cmdipc__conn_t *c, const char *p, size_t n, int final, cmdipc__buf_t *wire);
+    int (*seal)(cmdipc__conn_t *c, const char *p, size_t n, int final,
+                cmdipc__buf_t *wire);
     /* End of input with everything buffered consumed: 0 if the FINAL frame
      * was read, else the status (truncation). */
     int (*eof)(cmdipc__conn_t *c);
@@ -120,11 +121,11 @@ struct cmdipc__conn_s {
     /* The secure filter, when set (secure.c owns filter_data and ftimer). */
     const cmdipc__filter_ops_t *filter;
     void *filter_data;
-    uv_timer_t ftimer;   /* initialised by the filter (closed with the conn) */
-    char *fbuf;          /* ciphertext read buffer */
+    uv_timer_t ftimer; /* initialised by the filter (closed with the conn) */
+    char *fbuf;        /* ciphertext read buffer */
     cmdipc__buf_t sealed;
-    int ctl_pending;     /* control frames to send: flush even with no lines */
-    int want_final;      /* the next flush ends with the FINAL frame */
+    int ctl_pending; /* control frames to send: flush even with no lines */
+    int want_final;  /* the next flush ends with the FINAL frame */
     int final_sent;
 };
 
@@ -146,7 +147,7 @@ struct cmdipc__link_s {
     char *url;
     cmdipc_listener_t *listener; /* accepted: the listener, until it closes */
     cmdipc__queue_t listener_link;
-    int secure;      /* +sodium: its conns carry the secure filter */
+    int secure; /* +sodium: its conns carry the secure filter */
     /* The kind's reaction to its conn having closed (status: why). */
     void (*conn_closed)(cmdipc__link_t *link, int status);
     /* The kind's part of ops->close (stop timers, kill a child...). */

@@ -183,7 +183,8 @@ int cmdipc_connect(cmdipc_registry_t *r, const char *url, const char *channel_id
     if (has_scheme(url, "inproc://", &rest))
         return rest[0] ? cmdipc__inproc_connect(r, rest, channel_id, out) : UV_EINVAL;
     if (has_scheme(url, "unix://", &rest) || has_scheme(url, "tcp://", &rest) ||
-        has_scheme(url, "unix+sodium://", &rest) || has_scheme(url, "tcp+sodium://", &rest))
+        has_scheme(url, "unix+sodium://", &rest) ||
+        has_scheme(url, "tcp+sodium://", &rest))
         return cmdipc__net_connect(r, url, channel_id, opts, out);
     if (has_scheme(url, "stdio://", &rest))
         return rest[0] ? UV_EINVAL : cmdipc__stdio_connect(r, channel_id, opts, out);

@@ -48,7 +48,7 @@ extern "C" {
     /* The secure transport (cmdipc/secure.h). */                                      \
     XX(EKEYFILE, -20039, NULL, "key file readable or writable by group or others")     \
     XX(EHSTIMEOUT, -20040, NULL, "secure handshake timed out")                         \
-    XX(EHSVERSION, -20041, NULL, "secure handshake: unknown version (not a secure peer)") \
+    XX(EHSVERSION, -20041, NULL, "secure handshake: unknown version")                  \
     XX(EHSBADKEY, -20042, NULL, "low-order public key refused")                        \
     XX(EHSAUTH, -20043, NULL, "secure handshake: the peer failed to authenticate")     \
     XX(EHSEOF, -20044, NULL, "connection closed during the secure handshake")          \

@@ -67,15 +67,18 @@ CMDIPC_EXTERN int cmdipc_keypair_from_secret(const uint8_t secret[CMDIPC_KEY_BYT
  * or writable by group or others (mode 0600 or stricter): otherwise
  * CMDIPC_EKEYFILE and nothing is read. Returns 0, CMDIPC_EKEYFILE, UV_EINVAL
  * (not a key), UV_ENOENT and other open/read errors, UV_ENOMEM. */
-CMDIPC_EXTERN int cmdipc_keypair_load(const char *path, cmdipc_keypair_t **out) CMDIPC_WUR;
+CMDIPC_EXTERN int cmdipc_keypair_load(const char *path,
+                                      cmdipc_keypair_t **out) CMDIPC_WUR;
 
 /* Writes the secret key to path (created with mode 0600; an existing file is
  * refused with UV_EEXIST) as base64 text and a newline. Returns 0 or an
  * open/write error. */
-CMDIPC_EXTERN int cmdipc_keypair_save(const cmdipc_keypair_t *kp, const char *path) CMDIPC_WUR;
+CMDIPC_EXTERN int cmdipc_keypair_save(const cmdipc_keypair_t *kp,
+                                      const char *path) CMDIPC_WUR;
 
 /* The public key of kp. */
-CMDIPC_EXTERN void cmdipc_keypair_public(const cmdipc_keypair_t *kp, cmdipc_pubkey_t *out);
+CMDIPC_EXTERN void cmdipc_keypair_public(const cmdipc_keypair_t *kp,
+                                         cmdipc_pubkey_t *out);
 
 /* Wipes and frees a key pair. NULL is ignored. */
 CMDIPC_EXTERN void cmdipc_keypair_free(cmdipc_keypair_t *kp);
@@ -84,7 +87,8 @@ CMDIPC_EXTERN void cmdipc_keypair_free(cmdipc_keypair_t *kp);
  * space ignored). Low-order points (the 14 encodings of X25519's small
  * subgroup, which would make the key exchange predictable) are refused.
  * Returns 0, UV_EINVAL (not a key), CMDIPC_EHSBADKEY (a low-order key). */
-CMDIPC_EXTERN int cmdipc_pubkey_from_base64(const char *text, cmdipc_pubkey_t *out) CMDIPC_WUR;
+CMDIPC_EXTERN int cmdipc_pubkey_from_base64(const char *text,
+                                            cmdipc_pubkey_t *out) CMDIPC_WUR;
 
 /* Writes the base64 text of pk (44 characters and a NUL) into out. */
 CMDIPC_EXTERN void cmdipc_pubkey_to_base64(const cmdipc_pubkey_t *pk,
@@ -93,7 +97,8 @@ CMDIPC_EXTERN void cmdipc_pubkey_to_base64(const cmdipc_pubkey_t *pk,
 /* A public key given as base64 text, or as the path of a file holding it
  * (such as the PATH.pub that `cmdipc keygen PATH` writes). Returns 0,
  * UV_EINVAL, CMDIPC_EHSBADKEY, or the file's open/read error. */
-CMDIPC_EXTERN int cmdipc_pubkey_parse(const char *text_or_path, cmdipc_pubkey_t *out) CMDIPC_WUR;
+CMDIPC_EXTERN int cmdipc_pubkey_parse(const char *text_or_path,
+                                      cmdipc_pubkey_t *out) CMDIPC_WUR;
 
 /* 1 if a and b are the same key (constant time), else 0. */
 CMDIPC_EXTERN int cmdipc_pubkey_equal(const cmdipc_pubkey_t *a, const cmdipc_pubkey_t *b);
@@ -102,8 +107,8 @@ CMDIPC_EXTERN int cmdipc_pubkey_equal(const cmdipc_pubkey_t *a, const cmdipc_pub
  * admit it, anything else to refuse it (the dialer gets CMDIPC_EPEERREJECTED
  * and does not reconnect). Called on the listener's loop, inside the
  * handshake; key and peer are valid during the call. */
-typedef int (*cmdipc_authorize_cb)(const cmdipc_pubkey_t *key, const cmdipc_peer_info_t *peer,
-                                   void *data);
+typedef int (*cmdipc_authorize_cb)(const cmdipc_pubkey_t *key,
+                                   const cmdipc_peer_info_t *peer, void *data);
 
 #define CMDIPC_SECURE_OPTS_VERSION 1
 typedef struct cmdipc_secure_opts_s {
@@ -146,7 +151,8 @@ CMDIPC_EXTERN void cmdipc_secure_opts_init(cmdipc_secure_opts_t *opts);
 /* The public key the peer on ch proved during the handshake. Returns 0, or
  * UV_ENOTSUP for a channel that is not secure, or UV_ENOTCONN while a
  * dialer's link is down. */
-CMDIPC_EXTERN int cmdipc_channel_peer_key(const cmdipc_channel_t *ch, cmdipc_pubkey_t *out);
+CMDIPC_EXTERN int cmdipc_channel_peer_key(const cmdipc_channel_t *ch,
+                                          cmdipc_pubkey_t *out);
 
 #ifdef __cplusplus
 }
