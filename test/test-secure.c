@@ -840,6 +840,184 @@ TEST(secure11_handshake_timeout_and_close_during_handshake) {
     rp_close(&p);
 }
 
+/* ---------------------------------------------------------------------------
+ * Two processes: mutual authentication, commands both ways, events. The
+ * child loads its key from a 0600 file and pins the parent's key; the parent
+ * admits only the child's key. */
+
+static cmdipc_pubkey_t child_pin;
+static cmdipc_registry_t *child_reg;
+static int child_peer_ok, child_got;
+
+static void child_sum_cb(cmdipc_req_t *req, int status, json_t *result, const char *msg,
+                         void *data) {
+    (void)req, (void)msg, (void)data;
+    json_t *p =
+        json_pack("{s:i,s:b}", "sum", status == 0 ? (int)json_integer_value(result) : -1,
+                  "peer_ok", child_peer_ok);
+    ASSERT_OK(cmdipc_registry_emit(child_reg, "child.sum", p));
+    json_decref(p);
+}
+
+static void child_ch_cb(cmdipc_registry_t *r, cmdipc_channel_t *ch,
+                        cmdipc_channel_event_t ev, int status, void *data) {
+    (void)status, (void)data;
+    if (ev == CMDIPC_CHANNEL_UP) {
+        cmdipc_pubkey_t k;
+        child_peer_ok =
+            cmdipc_channel_peer_key(ch, &k) == 0 && cmdipc_pubkey_equal(&k, &child_pin);
+        json_t *req = json_pack("{s:i,s:i}", "a", 2, "b", 3);
+        ASSERT_OK(cmdipc_registry_execute(r, "parent.add", req, NULL, child_sum_cb, NULL,
+                                          NULL));
+        json_decref(req);
+    } else if (ev == CMDIPC_CHANNEL_CLOSED) {
+        cmdipc_registry_close(r, NULL, NULL); /* the parent let go: done */
+    }
+}
+
+static void child_mul_fn(cmdipc_call_t *call, json_t *req, void *data) {
+    (void)data;
+    json_t *v = json_integer(json_integer_value(json_object_get(req, "a")) *
+                             json_integer_value(json_object_get(req, "b")));
+    ASSERT_OK(cmdipc_call_reply(call, v));
+    json_decref(v);
+}
+
+static void child_to_child(cmdipc_registry_t *r, const char *id, json_t *payload,
+                           void *data) {
+    (void)id, (void)data;
+    child_got++;
+    ASSERT_OK(cmdipc_registry_emit(r, "child.got", payload));
+}
+
+HELPER(secure_child) {
+    ASSERT_EQ(argc, 4); /* url, key file, parent's public key */
+    uv_loop_t l;
+    cmdipc_registry_opts_t o;
+    cmdipc_connect_opts_t co;
+    cmdipc_secure_opts_t so;
+    cmdipc_keypair_t *key;
+    signal(SIGPIPE, SIG_IGN);
+    ASSERT_OK(cmdipc_keypair_load(argv[2], &key));
+    ASSERT_OK(cmdipc_pubkey_parse(argv[3], &child_pin));
+    ASSERT_OK(uv_loop_init(&l));
+    cmdipc_registry_opts_init(&o);
+    o.id = "child";
+    o.router_channel = "parent";
+    ASSERT_OK(cmdipc_registry_new(&l, &o, &child_reg));
+    cmdipc_registry_set_channel_cb(child_reg, child_ch_cb, NULL);
+    cmdipc_command_def_t def = {CMDIPC_COMMAND_DEF_VERSION, "child.mul", "a * b", NULL};
+    ASSERT_OK(cmdipc_registry_register(child_reg, &def, child_mul_fn, NULL, NULL, NULL));
+    ASSERT_OK(cmdipc_registry_on(child_reg, "to.child", child_to_child, NULL, NULL));
+    cmdipc_secure_opts_init(&so);
+    so.key = key;
+    so.peer_key = &child_pin;
+    cmdipc_connect_opts_init(&co);
+    co.reconnect = 0;
+    co.secure = &so;
+    ASSERT_OK(cmdipc_connect(child_reg, argv[1], "parent", &co, NULL));
+    cmdipc_keypair_free(key); /* the dialer keeps its own copy */
+    ASSERT_EQ(uv_run(&l, UV_RUN_DEFAULT), 0);
+    ASSERT_EQ(uv_loop_close(&l), 0);
+    return child_peer_ok && child_got == 1 ? 0 : 3;
+}
+
+typedef struct {
+    uv_process_t proc;
+    int exited;
+    int64_t status;
+} proc_t;
+
+static void proc_exit_cb(uv_process_t *p, int64_t status, int sig) {
+    proc_t *c = p->data;
+    (void)sig;
+    c->exited = 1;
+    c->status = sig ? 128 + sig : status;
+    uv_close((uv_handle_t *)p, NULL);
+}
+
+static int name_child(cmdipc_listener_t *l, const cmdipc_peer_info_t *peer, char *name,
+                      size_t size, void *data) {
+    (void)l, (void)peer, (void)data;
+    snprintf(name, size, "child");
+    return 0;
+}
+
+TEST(secure_two_processes) {
+    fx_t f;
+    proc_t c;
+    char keyfile[HARNESS_PATH_MAX], pin[CMDIPC_KEY_B64];
+    tu_events_t sum, got;
+    tu_result_t res;
+    memset(&res, 0, sizeof(res));
+    memset(&c, 0, sizeof(c));
+    memset(&sum, 0, sizeof(sum));
+    memset(&got, 0, sizeof(got));
+    ASSERT_OK(uv_loop_init(&loop));
+    fx_init(&f);
+    f.lo.accept_cb = name_child;
+    harness_scratch_path(keyfile, sizeof(keyfile), "childkey");
+    ASSERT_OK(cmdipc_keypair_save(f.ckey, keyfile)); /* the child's key (admitted) */
+    cmdipc_pubkey_to_base64(&f.spk, pin);
+    tu_register(&loop, f.srv, "parent.add", tu_add_fn, NULL);
+    ASSERT_OK(cmdipc_registry_on(f.srv, "child.sum", tu_event_cb, &sum, NULL));
+    ASSERT_OK(cmdipc_registry_on(f.srv, "child.got", tu_event_cb, &got, NULL));
+    fx_listen(&f, "tcp+sodium://127.0.0.1:0");
+    char *args[] = {(char *)harness_exe_path(),
+                    "--helper",
+                    "secure_child",
+                    f.url,
+                    keyfile,
+                    pin,
+                    NULL};
+    uv_process_options_t po;
+    uv_stdio_container_t stdio[3];
+    memset(&po, 0, sizeof(po));
+    stdio[0].flags = UV_IGNORE;
+    stdio[1].flags = UV_INHERIT_FD;
+    stdio[1].data.fd = 1;
+    stdio[2].flags = UV_INHERIT_FD;
+    stdio[2].data.fd = 2;
+    po.file = args[0];
+    po.args = args;
+    po.exit_cb = proc_exit_cb;
+    po.stdio = stdio;
+    po.stdio_count = 3;
+    c.proc.data = &c;
+    ASSERT_OK(uv_spawn(&loop, &c.proc, &po));
+    /* Child -> parent: parent.add, answered, reported by an event. */
+    RP_PUMP_UNTIL(&loop, -1, sum.count == 1 && tu_has_command(f.srv, "child.mul"), 20000);
+    ASSERT_EQ(json_integer_value(json_object_get(sum.last, "sum")), 5);
+    ASSERT(json_is_true(json_object_get(sum.last, "peer_ok"))); /* it authenticated us */
+    cmdipc_channel_t *ch = cmdipc_registry_channel(f.srv, "child");
+    ASSERT_NOT_NULL(ch);
+    cmdipc_pubkey_t k;
+    ASSERT_OK(cmdipc_channel_peer_key(ch, &k));
+    ASSERT(cmdipc_pubkey_equal(&k, &f.cpk)); /* we authenticated it */
+    /* Parent -> child. */
+    json_t *req = json_pack("{s:i,s:i}", "a", 6, "b", 7);
+    ASSERT_OK(tu_exec(f.srv, "child.mul", req, &res));
+    json_decref(req);
+    RP_PUMP_UNTIL(&loop, -1, res.done, 20000);
+    ASSERT_OK(res.status);
+    ASSERT_EQ(json_integer_value(res.result), 42);
+    tu_result_clear(&res);
+    /* An event there and one back. */
+    json_t *p = json_pack("{s:i}", "n", 9);
+    ASSERT_OK(cmdipc_registry_emit(f.srv, "to.child", p));
+    json_decref(p);
+    RP_PUMP_UNTIL(&loop, -1, got.count == 1, 20000);
+    ASSERT_EQ(json_integer_value(json_object_get(got.last, "n")), 9);
+    /* Let go: the child exits 0 once its link closed. */
+    ASSERT_OK(cmdipc_channel_close(ch));
+    RP_PUMP_UNTIL(&loop, -1, c.exited, 20000);
+    ASSERT_EQ(c.status, 0);
+    unlink(keyfile);
+    tu_events_clear(&sum);
+    tu_events_clear(&got);
+    fx_done(&f);
+}
+
 TEST_LIST_BEGIN
 TEST_ENTRY(secure_tcp_round_trip)
 TEST_ENTRY(secure_unix_round_trip)
@@ -856,4 +1034,6 @@ TEST_ENTRY(secure13_replayed_session_executes_nothing)
 TEST_ENTRY(secure14_ten_thousand_frames_rekeyed)
 TEST_ENTRY(secure22_silent_peer_is_closed)
 TEST_ENTRY(secure22_answering_peer_stays_up)
+TEST_ENTRY_TIMEOUT(secure_two_processes, 60000)
+TEST_HELPER(secure_child)
 TEST_LIST_END
