@@ -7,6 +7,7 @@
  *   cmdipc/registry.h   registries, commands, calls, events
  *   cmdipc/channel.h    the channel interface, messages, codec (transport writers)
  *   cmdipc/transport.h  in-memory pairs, listen/connect by URL
+ *   cmdipc/secure.h     keys and options of the secure transport (+sodium)
  */
 #ifndef CMDIPC_H
 #define CMDIPC_H
@@ -16,5 +17,6 @@
 #include "cmdipc/registry.h"
 #include "cmdipc/channel.h"
 #include "cmdipc/transport.h"
+#include "cmdipc/secure.h"
 
 #endif /* CMDIPC_H */

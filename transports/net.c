@@ -13,6 +13,7 @@
 
 #include <sodium.h>
 
+#include "secure_int.h"
 #include "transport_int.h"
 
 #define UNIX_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
@@ -121,6 +122,7 @@ typedef struct net_listener_s {
     cmdipc__stream_limits_t lim;
     uint32_t *uids;
     size_t n_uids;
+    cmdipc__secure_cfg_t *secure; /* +sodium */
 } net_listener_t;
 
 static void accepted_conn_closed(cmdipc__link_t *link, int status) {
@@ -157,11 +159,21 @@ static int uid_allowed(const net_listener_t *nl, const cmdipc_peer_info_t *p) {
     return 0;
 }
 
+static void accept_finish(net_listener_t *nl, cmdipc__link_t *link);
+
+/* +sodium: the handshake's outcome (secure.c). */
+static void accepted_secure_done(cmdipc__link_t *link, int status) {
+    if (status != 0) {
+        refuse(link);
+        return;
+    }
+    accept_finish(link->kind_data, link);
+}
+
 static void connection_cb(uv_stream_t *server, int status) {
     net_listener_t *nl = server->data;
     cmdipc_listener_t *l = nl->l;
     cmdipc_registry_t *r = l->reg;
-    char name[256];
     if (status < 0) {
         /* EMFILE and friends: libuv already dropped the pending connection. */
         cmdipc__log(r, CMDIPC_LOG_WARN, "%s: accept failed: %s", l->url,
@@ -192,7 +204,36 @@ static void connection_cb(uv_stream_t *server, int status) {
         tcp_tune(&c->rio.tcp);
     fill_peer(link, c, nl->is_unix);
     link->peer.url = l->url;
+    if (nl->secure != NULL) {
+        /* +sodium: the channel is made once the peer's key is proven. */
+        const char *why = NULL;
+        if (l->closing)
+            why = "listener closing";
+        else if (l->opts.max_connections && nl->nconns >= l->opts.max_connections)
+            why = "too many connections";
+        else if (!uid_allowed(nl, &link->peer))
+            why = "peer uid not allowed";
+        if (why == NULL) {
+            link->secure = 1;
+            link->kind_data = nl;
+            if (cmdipc__secure_start(nl->secure, c, 0, accepted_secure_done) == 0)
+                return;
+            why = "out of memory";
+        }
+        cmdipc__log(r, CMDIPC_LOG_INFO, "%s: connection from %s refused: %s", l->url,
+                    link->remote[0] ? link->remote : "?", why);
+        refuse(link);
+        return;
+    }
+    accept_finish(nl, link);
+}
 
+/* Names the connection and makes it a channel. */
+static void accept_finish(net_listener_t *nl, cmdipc__link_t *link) {
+    cmdipc_listener_t *l = nl->l;
+    cmdipc_registry_t *r = l->reg;
+    char name[256];
+    int rc;
     const char *why = NULL;
     if (l->closing)
         why = "listener closing";
@@ -232,6 +273,7 @@ static void connection_cb(uv_stream_t *server, int status) {
 }
 
 static void listener_free(net_listener_t *nl) {
+    cmdipc__secure_cfg_free(nl->secure);
     free(nl->path);
     free(nl->uids);
     free(nl);
@@ -260,6 +302,8 @@ static void server_closed(uv_handle_t *h) {
 
 static void net_listener_close(cmdipc_listener_t *l) {
     net_listener_t *nl = l->impl;
+    if (nl->secure != NULL)
+        cmdipc__secure_abort_all(nl->secure); /* handshakes in progress */
     nl->server.handle.data = nl;
     uv_close(&nl->server.handle, server_closed);
 }
@@ -289,6 +333,21 @@ static net_listener_t *net_listener_new(cmdipc_listener_t *l, int is_unix) {
         nl->n_uids = l->opts.n_allowed_uids;
     }
     return nl;
+}
+
+/* +sodium://: the keys and policy of the listener's handshakes. */
+static int secure_setup(net_listener_t *nl) {
+    cmdipc_listener_t *l = nl->l;
+    if (strstr(l->url, "+sodium://") == NULL)
+        return 0;
+    if (l->opts.version < 2 || l->opts.secure == NULL)
+        return UV_EINVAL;
+    return cmdipc__secure_cfg_new(l->reg, l->opts.secure, 0, &nl->secure);
+}
+
+cmdipc__secure_cfg_t *cmdipc__net_listener_secure(cmdipc_listener_t *l) {
+    net_listener_t *nl = l->impl;
+    return strstr(l->url, "+sodium://") != NULL && nl != NULL ? nl->secure : NULL;
 }
 
 /* A failed listen: the handle was initialised, so it is closed (the
@@ -335,7 +394,12 @@ int cmdipc__unix_listen(cmdipc_listener_t *l, const char *path) {
             listener_free(nl);
         return UV_ENOMEM;
     }
-    int rc = uv_pipe_init(loop, &nl->server.pipe, 0);
+    int rc = secure_setup(nl);
+    if (rc != 0) {
+        listener_free(nl);
+        return rc;
+    }
+    rc = uv_pipe_init(loop, &nl->server.pipe, 0);
     if (rc != 0) {
         listener_free(nl);
         return rc;
@@ -382,6 +446,10 @@ int cmdipc__tcp_listen(cmdipc_listener_t *l, const char *hostport) {
     net_listener_t *nl = net_listener_new(l, 0);
     if (nl == NULL)
         return UV_ENOMEM;
+    if ((rc = secure_setup(nl)) != 0) {
+        listener_free(nl);
+        return rc;
+    }
     rc = uv_tcp_init(loop, &nl->server.tcp);
     if (rc != 0) {
         listener_free(nl);
@@ -398,7 +466,7 @@ int cmdipc__tcp_listen(cmdipc_listener_t *l, const char *hostport) {
     if (uv_tcp_getsockname(&nl->server.tcp, (struct sockaddr *)&ss, &len) == 0) {
         char addr[96], url[128];
         format_addr((struct sockaddr *)&ss, addr, sizeof(addr));
-        snprintf(url, sizeof(url), "tcp://%s", addr);
+        snprintf(url, sizeof(url), "%s://%s", nl->secure ? "tcp+sodium" : "tcp", addr);
         char *u = strdup(url);
         if (u != NULL) {
             free(l->url);
@@ -425,6 +493,7 @@ typedef struct dialer_s {
     uv_getaddrinfo_t gai;
     int resolving;
     unsigned attempt;
+    cmdipc__secure_cfg_t *secure; /* +sodium */
 } dialer_t;
 
 static void dial(dialer_t *d);
@@ -473,7 +542,8 @@ static void dialer_conn_closed(cmdipc__link_t *link, int status) {
         link->was_up = 0;
         cmdipc_channel_link_down(link->ch, status ? status : UV_EOF);
     }
-    if (!d->opts.reconnect) {
+    if (!d->opts.reconnect || status == CMDIPC_EPEERREJECTED) {
+        /* The listener refused our key: final, never retried. */
         dialer_stop(d, status ? status : UV_EOF);
         return;
     }
@@ -488,12 +558,38 @@ static void dialer_conn_closed(cmdipc__link_t *link, int status) {
     uv_timer_start(&d->retry, retry_cb, delay, 0);
 }
 
+/* The link is usable: start reading and bring the channel up. */
+static void dialer_up(cmdipc__link_t *link) {
+    dialer_t *d = link->kind_data;
+    if (cmdipc__conn_start(link->conn) != 0) {
+        cmdipc__conn_close(link->conn, 0, UV_EIO);
+        return;
+    }
+    d->attempt = 0;
+    link->was_up = 1;
+    cmdipc_channel_link_up(link->ch);
+}
+
+/* +sodium: the handshake's outcome (secure.c). */
+static void dialer_secure_done(cmdipc__link_t *link, int status) {
+    if (status != 0)
+        cmdipc__conn_close(link->conn, 0, status);
+    else
+        dialer_up(link);
+}
+
 static void connect_cb(uv_connect_t *req, int status) {
     cmdipc__conn_t *c = req->data;
     cmdipc__link_t *link = c->link;
     c->connecting = 0;
-    if (status == UV_ECANCELED || link == NULL || c->state != 0)
+    if (status == UV_ECANCELED)
         return; /* closing: the conn's close reaches the link */
+    if (link == NULL || c->state != 0) {
+        /* Closed while connecting: a graceful close's shutdown would wait
+         * for a connection that never carried anything; end it now. */
+        cmdipc__conn_close(c, 0, 0);
+        return;
+    }
     dialer_t *d = link->kind_data;
     if (status < 0) {
         cmdipc__conn_close(c, 0, status);
@@ -502,13 +598,12 @@ static void connect_cb(uv_connect_t *req, int status) {
     if (!d->is_unix)
         tcp_tune(&c->rio.tcp);
     fill_peer(link, c, d->is_unix);
-    if (cmdipc__conn_start(c) != 0) {
-        cmdipc__conn_close(c, 0, UV_EIO);
+    if (d->secure != NULL) {
+        if (cmdipc__secure_start(d->secure, c, 1, dialer_secure_done) != 0)
+            cmdipc__conn_close(c, 0, UV_ENOMEM);
         return;
     }
-    d->attempt = 0;
-    link->was_up = 1;
-    cmdipc_channel_link_up(link->ch);
+    dialer_up(link);
 }
 
 static void connect_addr(dialer_t *d, const struct sockaddr *sa) {
@@ -584,6 +679,7 @@ static void dialer_closing(cmdipc__link_t *link) { dialer_stop(link->kind_data, 
 
 static void dialer_free(cmdipc__link_t *link) {
     dialer_t *d = link->kind_data;
+    cmdipc__secure_cfg_free(d->secure);
     free(d->path);
     free(d);
 }
@@ -592,8 +688,9 @@ int cmdipc__net_connect(cmdipc_registry_t *r, const char *url, const char *chann
                         const cmdipc_connect_opts_t *opts, cmdipc_channel_t **out) {
     cmdipc_connect_opts_t defaults;
     cmdipc__stream_limits_t lim;
-    int is_unix = strncmp(url, "unix://", 7) == 0;
-    const char *rest = url + (is_unix ? 7 : 6);
+    int is_unix = strncmp(url, "unix", 4) == 0;
+    int secure = strstr(url, "+sodium://") != NULL;
+    const char *rest = strstr(url, "://") + 3;
     int rc;
 
     if (opts == NULL) {
@@ -618,6 +715,10 @@ int cmdipc__net_connect(cmdipc_registry_t *r, const char *url, const char *chann
         if (rc == 0 && (d->host[0] == '\0' || d->port == 0))
             rc = UV_EINVAL;
     }
+    if (rc == 0 && secure)
+        rc = opts->version < 2 || opts->secure == NULL
+                 ? UV_EINVAL
+                 : cmdipc__secure_cfg_new(r, opts->secure, 1, &d->secure);
     if (rc != 0) {
         free(d->path);
         free(d);
@@ -638,10 +739,12 @@ int cmdipc__net_connect(cmdipc_registry_t *r, const char *url, const char *chann
         if (link)
             free(link->url);
         free(link);
+        cmdipc__secure_cfg_free(d->secure);
         free(d->path);
         free(d);
         return rc ? rc : UV_ENOMEM;
     }
+    link->secure = secure;
     d->link = link;
     link->ch = ch;
     link->kind_data = d;

@@ -64,6 +64,10 @@ static cmdipc_registry_t *conn_reg(const cmdipc__conn_t *c) {
  * Closing. */
 
 static void conn_free(cmdipc__conn_t *c) {
+    if (c->filter != NULL)
+        c->filter->destroy(c);
+    free(c->fbuf);
+    cmdipc__buf_free(&c->sealed);
     free(c->rbuf);
     cmdipc__buf_free(&c->pending);
     cmdipc__buf_free(&c->inflight);
@@ -104,6 +108,7 @@ static void conn_destroy(cmdipc__conn_t *c) {
     close_handle(c, (uv_handle_t *)&c->prepare);
     close_handle(c, (uv_handle_t *)&c->idle);
     close_handle(c, (uv_handle_t *)&c->timer);
+    close_handle(c, (uv_handle_t *)&c->ftimer); /* a filter's, when initialised */
 }
 
 static void shutdown_cb(uv_shutdown_t *req, int status) {
@@ -111,13 +116,20 @@ static void shutdown_cb(uv_shutdown_t *req, int status) {
     conn_destroy(req->data);
 }
 
+static void flush(cmdipc__conn_t *c);
+
 static void start_shutdown(cmdipc__conn_t *c) {
+    if (c->filter != NULL && !c->final_sent && !c->write_failed) {
+        /* A secure stream ends with its FINAL frame. */
+        c->final_sent = c->want_final = 1;
+        flush(c);
+        if (c->writing || c->state == C_CLOSING)
+            return; /* write_cb comes back here */
+    }
     c->sreq.data = c;
     if (uv_shutdown(&c->sreq, c->ws, shutdown_cb) != 0)
         conn_destroy(c);
 }
-
-static void flush(cmdipc__conn_t *c);
 
 void cmdipc__conn_close(cmdipc__conn_t *c, int graceful, int status) {
     if (c->state == C_CLOSING)
@@ -196,7 +208,7 @@ static void write_cb(uv_write_t *req, int status) {
     if (c->state == C_CLOSING)
         return;
     trim_buffer(&c->inflight.data, &c->inflight.cap, 0);
-    if (c->pending.len > 0)
+    if (c->pending.len > 0 || c->ctl_pending)
         flush(c);
     if (!c->writing) {
         if (c->state == C_DRAINING)
@@ -228,6 +240,22 @@ static int direct_write(cmdipc__conn_t *c, const char *p, size_t n) {
  * (uv_try_write: no request, no callback), else through uv_write, with the
  * next batch filling up meanwhile. */
 static void flush(cmdipc__conn_t *c) {
+    if (c->filter != NULL && !c->writing && c->state != C_CLOSING && !c->write_failed &&
+        (c->pending.len > 0 || c->ctl_pending || c->want_final)) {
+        /* The batch of lines becomes frames (secure.c); they go out below. */
+        int final = c->want_final;
+        c->ctl_pending = c->want_final = 0;
+        c->sealed.len = 0;
+        int rc = c->filter->seal(c, c->pending.data, c->pending.len, final, &c->sealed);
+        if (rc != 0) {
+            conn_fail(c, rc, "cannot seal frames");
+            return;
+        }
+        cmdipc__buf_t t = c->pending;
+        c->pending = c->sealed;
+        c->sealed = t;
+        c->sealed.len = 0;
+    }
     if (c->writing || c->pending.len == 0 || c->state == C_CLOSING || c->write_failed)
         return;
     uv_check_stop(&c->check);
@@ -363,7 +391,9 @@ static void deliver_lines(cmdipc__conn_t *c) {
     c->delivering = 1;
     unsigned nlines = 0;
     while (c->state == C_OPEN && !c->paused) {
-        char *nl = memchr(c->rbuf + c->rscan, '\n', c->rend - c->rscan);
+        char *nl = c->rend > c->rscan
+                       ? memchr(c->rbuf + c->rscan, '\n', c->rend - c->rscan)
+                       : NULL; /* (rbuf may be NULL then) */
         if (nl == NULL) {
             c->rscan = c->rend;
             break;
@@ -383,11 +413,13 @@ static void deliver_lines(cmdipc__conn_t *c) {
     }
     c->last_batch = nlines;
     c->delivering = 0;
-    if (c->pending.len > 0 && !c->writing && c->state != C_CLOSING)
+    if ((c->pending.len > 0 || c->ctl_pending) && !c->writing && c->state != C_CLOSING)
         flush(c);
     if (c->rstart == c->rend) {
         c->rstart = c->rend = c->rscan = 0;
-    } else if (c->rend - c->rstart >= max_line && c->state == C_OPEN) {
+    } else if (c->rend - c->rstart >= max_line && c->state == C_OPEN &&
+               c->filter == NULL) {
+        /* (A filter hands over whole lines only.) */
         /* A line without its newline already at the limit. */
         conn_fail(c, CMDIPC_ELINETOOLONG, "line longer than the limit");
     }
@@ -396,6 +428,14 @@ static void deliver_lines(cmdipc__conn_t *c) {
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     (void)suggested;
     cmdipc__conn_t *c = h->data;
+    if (c->filter != NULL) {
+        /* Ciphertext goes to the filter, lines come back through
+         * cmdipc__conn_push_lines(). */
+        if (c->fbuf == NULL)
+            c->fbuf = malloc(READ_CHUNK);
+        *buf = uv_buf_init(c->fbuf, c->fbuf ? READ_CHUNK : 0);
+        return;
+    }
     size_t cap_max = c->lim.limits.max_line + READ_CHUNK;
     if (c->rcap - c->rend < READ_MIN && c->rstart > 0) {
         /* Make room: move the partial line to the front. */
@@ -424,6 +464,22 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 /* End of input: the last line may lack its newline; then the peer is done,
  * so flush what we owe it and close. */
 static void finish_eof(cmdipc__conn_t *c) {
+    if (c->filter != NULL) {
+        /* Frames still buffered first; then a secure stream must have
+         * ended with its FINAL frame (else it was truncated). */
+        deliver_lines(c);
+        if (c->state != C_OPEN || c->paused)
+            return;
+        int rc = c->filter->input(c, NULL, 0);
+        if (rc == 0 && (c->state != C_OPEN || c->paused))
+            return;
+        if (rc == 0)
+            rc = c->filter->eof(c);
+        if (rc != 0) {
+            conn_fail(c, rc, NULL);
+            return;
+        }
+    }
     deliver_lines(c);
     if (c->state != C_OPEN || c->paused)
         return;
@@ -461,6 +517,12 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         conn_fail(c, (int)nread, NULL);
         return;
     }
+    if (c->filter != NULL) {
+        int rc = c->filter->input(c, buf->base, (size_t)nread);
+        if (rc != 0)
+            conn_fail(c, rc, NULL);
+        return;
+    }
     c->rend += (size_t)nread;
     deliver_lines(c);
     if (c->rend == 0)
@@ -477,6 +539,13 @@ static void idle_cb(uv_idle_t *h) {
         return;
     }
     deliver_lines(c);
+    if (c->filter != NULL && c->state == C_OPEN && !c->paused) {
+        int rc = c->filter->input(c, NULL, 0); /* frames held while paused */
+        if (rc != 0) {
+            conn_fail(c, rc, NULL);
+            return;
+        }
+    }
     if (c->state == C_OPEN && !c->paused && !c->reading) {
         if (uv_read_start(c->rs, alloc_cb, read_cb) == 0)
             c->reading = 1;
@@ -535,6 +604,8 @@ void cmdipc__conn_handles_ready(cmdipc__conn_t *c) {
 
 int cmdipc__conn_start(cmdipc__conn_t *c) {
     uv_os_fd_t fd;
+    if (c->filter != NULL)
+        uv_idle_start(&c->idle, idle_cb); /* frames read during the handshake */
     /* Sockets and pipes are non-blocking in libuv; a TTY's descriptor may be
      * shared with a terminal: leave it to libuv. */
     c->wfd = (c->ws->type != UV_TTY && uv_fileno((uv_handle_t *)c->ws, &fd) == 0) ? fd : -1;
@@ -542,6 +613,48 @@ int cmdipc__conn_start(cmdipc__conn_t *c) {
     if (rc == 0)
         c->reading = 1;
     return rc;
+}
+
+/* ---------------------------------------------------------------------------
+ * The filter's side (secure.c). */
+
+int cmdipc__conn_push_lines(cmdipc__conn_t *c, const char *p, size_t n) {
+    if (c->rcap - c->rend < n) {
+        if (c->rstart > 0) {
+            size_t keep = c->rend - c->rstart;
+            memmove(c->rbuf, c->rbuf + c->rstart, keep);
+            bytes_moved += keep;
+            c->rscan -= c->rstart;
+            c->rend = keep;
+            c->rstart = 0;
+        }
+        if (c->rcap - c->rend < n) {
+            size_t cap = c->rend + n < READ_MIN ? READ_MIN : c->rend + n;
+            char *q = realloc(c->rbuf, cap);
+            if (q == NULL)
+                return UV_ENOMEM;
+            c->rbuf = q;
+            c->rcap = cap;
+        }
+    }
+    memcpy(c->rbuf + c->rend, p, n);
+    c->rend += n;
+    deliver_lines(c);
+    if (c->rend == 0)
+        trim_buffer(&c->rbuf, &c->rcap, 0);
+    return 0;
+}
+
+void cmdipc__conn_kick(cmdipc__conn_t *c) {
+    c->ctl_pending = 1;
+    if (!c->writing && !c->delivering && c->state != C_CLOSING) {
+        uv_check_start(&c->check, check_cb);
+        uv_prepare_start(&c->prepare, prepare_cb);
+    }
+}
+
+int cmdipc__conn_accepting(const cmdipc__conn_t *c) {
+    return c->state == C_OPEN && !c->paused;
 }
 
 /* ---------------------------------------------------------------------------

@@ -57,6 +57,25 @@ typedef union {
     uv_tty_t tty;
 } cmdipc__stream_handle_t;
 
+/* The secure transport's hook (secure.c): a byte filter between the socket
+ * and the line splitter / write batcher. Set on a conn before it starts;
+ * NULL for plain NDJSON. */
+typedef struct cmdipc__filter_ops_s {
+    /* n bytes read (0: go on with what is buffered). Hands each frame of
+     * lines to cmdipc__conn_push_lines(), stops while the conn is paused.
+     * Returns 0 or the status to close the connection with. */
+    int (*input)(cmdipc__conn_t *c, const char *p, size_t n);
+    /* Appends to wire the frames of the n bytes of whole lines at p (n may
+     * be 0), the control frames due, and the FINAL frame when final. */
+    int (*seal)(cmdipc__conn_t *c, const char *p, size_t n, int final,
+                cmdipc__buf_t *wire);
+    /* End of input with everything buffered consumed: 0 if the FINAL frame
+     * was read, else the status (truncation). */
+    int (*eof)(cmdipc__conn_t *c);
+    /* The conn is freed (every handle and request is done). */
+    void (*destroy)(cmdipc__conn_t *c);
+} cmdipc__filter_ops_t;
+
 typedef struct cmdipc__stream_limits_s {
     cmdipc_limits_t limits;
     size_t max_send_queue;
@@ -100,6 +119,15 @@ struct cmdipc__conn_s {
     uint64_t write_started;
     size_t last_queue;
     uint64_t soft_since;
+    /* The secure filter, when set (secure.c owns filter_data and ftimer). */
+    const cmdipc__filter_ops_t *filter;
+    void *filter_data;
+    uv_timer_t ftimer; /* initialised by the filter (closed with the conn) */
+    char *fbuf;        /* ciphertext read buffer */
+    cmdipc__buf_t sealed;
+    int ctl_pending; /* control frames to send: flush even with no lines */
+    int want_final;  /* the next flush ends with the FINAL frame */
+    int final_sent;
 };
 
 enum { CMDIPC__LINK_ACCEPTED = 1, CMDIPC__LINK_DIALER, CMDIPC__LINK_STDIO, CMDIPC__LINK_SPAWN };
@@ -120,6 +148,7 @@ struct cmdipc__link_s {
     char *url;
     cmdipc_listener_t *listener; /* accepted: the listener, until it closes */
     cmdipc__queue_t listener_link;
+    int secure; /* +sodium: its conns carry the secure filter */
     /* The kind's reaction to its conn having closed (status: why). */
     void (*conn_closed)(cmdipc__link_t *link, int status);
     /* The kind's part of ops->close (stop timers, kill a child...). */
@@ -153,6 +182,13 @@ void cmdipc__link_attached(cmdipc__link_t *link);
 void cmdipc__conn_close(cmdipc__conn_t *c, int graceful, int status);
 /* Test hook: bytes the line splitter moved or copied, process-wide. */
 uint64_t cmdipc__stream_bytes_moved(void);
+/* For a filter: appends n bytes of whole lines to the read buffer and
+ * delivers them (as many as the conn takes before it is paused). */
+int cmdipc__conn_push_lines(cmdipc__conn_t *c, const char *p, size_t n);
+/* For a filter: control frames are due; flush soon even without lines. */
+void cmdipc__conn_kick(cmdipc__conn_t *c);
+/* 1 while the conn may still deliver lines (open, not paused). */
+int cmdipc__conn_accepting(const cmdipc__conn_t *c);
 
 /* net.c, spawn.c */
 int cmdipc__unix_listen(cmdipc_listener_t *l, const char *path);

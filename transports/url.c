@@ -146,6 +146,10 @@ int cmdipc_listen(cmdipc_registry_t *r, const char *url, const cmdipc_listen_opt
         rc = cmdipc__unix_listen(l, rest);
     else if (has_scheme(url, "tcp://", &rest))
         rc = cmdipc__tcp_listen(l, rest);
+    else if (has_scheme(url, "unix+sodium://", &rest)) /* secure: net.c reads l->url */
+        rc = cmdipc__unix_listen(l, rest);
+    else if (has_scheme(url, "tcp+sodium://", &rest))
+        rc = cmdipc__tcp_listen(l, rest);
     else if (strstr(url, "://") == NULL)
         rc = UV_EINVAL;
     else
@@ -181,7 +185,9 @@ int cmdipc_connect(cmdipc_registry_t *r, const char *url, const char *channel_id
         return UV_EEXIST;
     if (has_scheme(url, "inproc://", &rest))
         return rest[0] ? cmdipc__inproc_connect(r, rest, channel_id, out) : UV_EINVAL;
-    if (has_scheme(url, "unix://", &rest) || has_scheme(url, "tcp://", &rest))
+    if (has_scheme(url, "unix://", &rest) || has_scheme(url, "tcp://", &rest) ||
+        has_scheme(url, "unix+sodium://", &rest) ||
+        has_scheme(url, "tcp+sodium://", &rest))
         return cmdipc__net_connect(r, url, channel_id, opts, out);
     if (has_scheme(url, "stdio://", &rest))
         return rest[0] ? UV_EINVAL : cmdipc__stdio_connect(r, channel_id, opts, out);

@@ -44,7 +44,19 @@ extern "C" {
     XX(EJSONRANGE, -20026, NULL, "JSON number out of range")                           \
     XX(EBADMSG, -20027, NULL, "not a valid spec-v1 message")                           \
     XX(EUNKNOWNTYPE, -20028, NULL, "unknown message type")                             \
-    XX(EPEERREJECTED, -20030, NULL, "peer rejected by policy")
+    XX(EPEERREJECTED, -20030, NULL, "peer rejected by policy")                         \
+    /* The secure transport (cmdipc/secure.h). */                                      \
+    XX(EKEYFILE, -20039, NULL, "key file readable or writable by group or others")     \
+    XX(EHSTIMEOUT, -20040, NULL, "secure handshake timed out")                         \
+    XX(EHSVERSION, -20041, NULL, "secure handshake: unknown version")                  \
+    XX(EHSBADKEY, -20042, NULL, "low-order public key refused")                        \
+    XX(EHSAUTH, -20043, NULL, "secure handshake: the peer failed to authenticate")     \
+    XX(EHSEOF, -20044, NULL, "connection closed during the secure handshake")          \
+    XX(EUNAUTHORIZED, -20045, NULL, "peer key not authorized")                         \
+    XX(EFRAMESIZE, -20046, NULL, "secure frame length out of range")                   \
+    XX(EFRAMEAUTH, -20047, NULL, "secure frame failed authentication")                 \
+    XX(EFRAMETAG, -20048, NULL, "secure frame with a forbidden tag")                   \
+    XX(ETRUNCATED, -20049, NULL, "secure stream ended without its final frame")
 
 typedef enum {
 #define CMDIPC__ERRNO_ENUM(name, value, wire, msg) CMDIPC_##name = value,

@@ -5,6 +5,8 @@
  *   unix:///path/cmd.sock   (see the stream transports)
  *   tcp://127.0.0.1:7400
  *   stdio://                this process's stdin/stdout (connect only)
+ *   tcp+sodium://host:7400, unix+sodium:///path   the secure transport
+ *                           (cmdipc/secure.h; keys in opts.secure)
  *
  * Plain unix:// and tcp:// links carry NDJSON: one compact spec-v1 message
  * per line, no handshake. tcp:// is plain text for trusted networks.
@@ -67,7 +69,9 @@ typedef struct cmdipc_listener_s cmdipc_listener_t;
 typedef int (*cmdipc_accept_cb)(cmdipc_listener_t *l, const cmdipc_peer_info_t *peer,
                                 char *name, size_t name_size, void *data);
 
-#define CMDIPC_LISTEN_OPTS_VERSION 1
+struct cmdipc_secure_opts_s; /* cmdipc/secure.h */
+
+#define CMDIPC_LISTEN_OPTS_VERSION 2
 typedef struct cmdipc_listen_opts_s {
     unsigned version;      /* CMDIPC_LISTEN_OPTS_VERSION */
     const char *id_prefix; /* accepted channels are named <prefix><n>; default "conn-" */
@@ -84,6 +88,9 @@ typedef struct cmdipc_listen_opts_s {
     int same_uid_only;
     const uint32_t *allowed_uids;
     size_t n_allowed_uids;
+    /* Version 2: keys and policy for +sodium addresses (required there,
+     * ignored elsewhere; copied by cmdipc_listen()). */
+    const struct cmdipc_secure_opts_s *secure;
 } cmdipc_listen_opts_t;
 
 CMDIPC_EXTERN void cmdipc_listen_opts_init(cmdipc_listen_opts_t *opts);
@@ -105,7 +112,7 @@ CMDIPC_EXTERN void cmdipc_listener_close(cmdipc_listener_t *l);
 CMDIPC_EXTERN int cmdipc_listener_url(const cmdipc_listener_t *l, char *buf, size_t size);
 CMDIPC_EXTERN cmdipc_registry_t *cmdipc_listener_registry(const cmdipc_listener_t *l);
 
-#define CMDIPC_CONNECT_OPTS_VERSION 1
+#define CMDIPC_CONNECT_OPTS_VERSION 2
 typedef struct cmdipc_connect_opts_s {
     unsigned version; /* CMDIPC_CONNECT_OPTS_VERSION */
     cmdipc_limits_t limits;
@@ -123,6 +130,10 @@ typedef struct cmdipc_connect_opts_s {
      * Default 10000 ms and 2 MiB; 0 disables. */
     uint64_t write_stall_ms;
     size_t soft_send_queue;
+    /* Version 2: keys for +sodium addresses (required there, ignored
+     * elsewhere; copied by cmdipc_connect()). A dialer the listener refuses
+     * (CMDIPC_EPEERREJECTED) stops for good: it never reconnects. */
+    const struct cmdipc_secure_opts_s *secure;
 } cmdipc_connect_opts_t;
 
 CMDIPC_EXTERN void cmdipc_connect_opts_init(cmdipc_connect_opts_t *opts);
