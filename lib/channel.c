@@ -139,6 +139,7 @@ void cmdipc_channel_free(cmdipc_channel_t *ch) {
 
 const char *cmdipc_channel_id(const cmdipc_channel_t *ch) { return ch->id; }
 void *cmdipc_channel_impl(const cmdipc_channel_t *ch) { return ch->impl; }
+const cmdipc_channel_ops_t *cmdipc_channel_ops(const cmdipc_channel_t *ch) { return ch->ops; }
 cmdipc_registry_t *cmdipc_channel_registry(const cmdipc_channel_t *ch) { return ch->reg; }
 void *cmdipc_channel_get_data(const cmdipc_channel_t *ch) { return ch->data; }
 void cmdipc_channel_set_data(cmdipc_channel_t *ch, void *data) { ch->data = data; }
@@ -161,6 +162,10 @@ int cmdipc_channel_is_up(const cmdipc_channel_t *ch) {
 void cmdipc_channel_set_limits(cmdipc_channel_t *ch, const cmdipc_limits_t *lim) {
     if (lim != NULL)
         ch->limits = *lim;
+}
+
+int cmdipc_channel_set_id(cmdipc_channel_t *ch, const char *id) {
+    return ch == NULL ? UV_EINVAL : cmdipc__channel_set_id(ch, id);
 }
 
 int cmdipc__channel_set_id(cmdipc_channel_t *ch, const char *id) {

@@ -88,3 +88,31 @@ int cmdipc__msg_detach(cmdipc_msg_t **pm) {
         return 0; /* handed over as it is */
     return payload_to_text(m);
 }
+
+int cmdipc_msg_detach(cmdipc_msg_t **m) {
+    if (m == NULL || *m == NULL)
+        return UV_EINVAL;
+    return cmdipc__msg_detach(m);
+}
+
+cmdipc_msg_t *cmdipc_msg_next(const cmdipc_msg_t *m) { return m->next; }
+void cmdipc_msg_set_next(cmdipc_msg_t *m, cmdipc_msg_t *next) { m->next = next; }
+
+int cmdipc_msg_encode_to(const cmdipc_msg_t *m, cmdipc_buf_t *b) {
+    if (m == NULL || b == NULL)
+        return UV_EINVAL;
+    size_t len = b->len;
+    int rc = cmdipc__msg_encode_buf(m, b);
+    if (rc != 0)
+        b->len = len; /* nothing half-written stays */
+    return rc;
+}
+
+void cmdipc_buf_free(cmdipc_buf_t *b) {
+    if (b != NULL)
+        cmdipc__buf_free(b);
+}
+
+int cmdipc_limits_valid(const cmdipc_limits_t *lim) {
+    return lim != NULL && cmdipc__limits_valid(lim);
+}

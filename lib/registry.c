@@ -29,15 +29,27 @@ void cmdipc_log_stderr(cmdipc_registry_t *r, cmdipc_log_level_t level, const cha
             level_names[level <= CMDIPC_LOG_DEBUG ? level : CMDIPC_LOG_DEBUG], message);
 }
 
-void cmdipc__log(const cmdipc_registry_t *r, cmdipc_log_level_t level, const char *fmt, ...) {
+static void log_v(const cmdipc_registry_t *r, cmdipc_log_level_t level, const char *fmt,
+                  va_list ap) {
     if (r == NULL || r->log_cb == NULL || (int)level > r->log_level)
         return;
     char line[512];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    r->log_cb((cmdipc_registry_t *)r, level, line, r->log_data);
+}
+
+void cmdipc__log(const cmdipc_registry_t *r, cmdipc_log_level_t level, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
+    log_v(r, level, fmt, ap);
     va_end(ap);
-    r->log_cb((cmdipc_registry_t *)r, level, line, r->log_data);
+}
+
+void cmdipc_log(const cmdipc_registry_t *r, cmdipc_log_level_t level, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    log_v(r, level, fmt, ap);
+    va_end(ap);
 }
 
 /* ---------------------------------------------------------------------------
@@ -306,6 +318,8 @@ int cmdipc_registry_new(uv_loop_t *loop, const cmdipc_registry_opts_t *opts,
 }
 
 const char *cmdipc_registry_id(const cmdipc_registry_t *r) { return r->id; }
+int cmdipc_registry_is_closing(const cmdipc_registry_t *r) { return r->closing; }
+int cmdipc_id_check(const char *id) { return cmdipc__check_id(id); }
 uv_loop_t *cmdipc_registry_loop(const cmdipc_registry_t *r) { return r->loop; }
 void *cmdipc_registry_get_data(const cmdipc_registry_t *r) { return r->data; }
 void cmdipc_registry_set_data(cmdipc_registry_t *r, void *data) { r->data = data; }

@@ -13,7 +13,7 @@
 #define B64_VARIANT sodium_base64_VARIANT_ORIGINAL
 
 static int keypair_alloc(cmdipc_keypair_t **out) {
-    if (cmdipc__global_init() != 0)
+    if ((sodium_init() < 0 ? UV_EIO : 0) != 0)
         return UV_EIO;
     cmdipc_keypair_t *kp = calloc(1, sizeof(*kp));
     if (kp == NULL)
@@ -143,7 +143,7 @@ int cmdipc_pubkey_from_base64(const char *text, cmdipc_pubkey_t *out) {
     uint8_t k[32];
     if (text == NULL || out == NULL)
         return UV_EINVAL;
-    if (cmdipc__global_init() != 0)
+    if ((sodium_init() < 0 ? UV_EIO : 0) != 0)
         return UV_EIO;
     if (b64_key(text, strlen(text), k) != 0)
         return UV_EINVAL;

@@ -76,7 +76,7 @@ static void wake(mem_end_t *e) {
 
 static void free_list(cmdipc_msg_t *m) {
     while (m != NULL) {
-        cmdipc_msg_t *next = m->next;
+        cmdipc_msg_t *next = cmdipc_msg_next(m);
         cmdipc_msg_free(m);
         m = next;
     }
@@ -105,19 +105,21 @@ static void flush_outbox(mem_end_t *e) {
     /* Share nothing with this thread: done here, outside the lock. A
      * message that cannot be made so (out of memory) is dropped: the
      * channel is failed below, as for a full queue. */
-    cmdipc_msg_t *keep = NULL, **tailp = &keep, *last = NULL;
+    cmdipc_msg_t *keep = NULL, *last = NULL;
     size_t n = 0;
     int failed = 0;
     for (cmdipc_msg_t *m = e->out_head, *next; m != NULL; m = next) {
-        next = m->next;
-        m->next = NULL;
-        if (cmdipc__msg_detach(&m) != 0) {
+        next = cmdipc_msg_next(m);
+        cmdipc_msg_set_next(m, NULL);
+        if (cmdipc_msg_detach(&m) != 0) {
             cmdipc_msg_free(m);
             failed = 1;
             continue;
         }
-        *tailp = m;
-        tailp = &m->next;
+        if (last != NULL)
+            cmdipc_msg_set_next(last, m);
+        else
+            keep = m;
         last = m;
         n++;
     }
@@ -133,7 +135,7 @@ static void flush_outbox(mem_end_t *e) {
     }
     if (keep != NULL) {
         if (peer->tail != NULL)
-            peer->tail->next = keep;
+            cmdipc_msg_set_next(peer->tail, keep);
         else
             peer->head = keep;
         peer->tail = last;
@@ -158,7 +160,7 @@ static int mem_send(cmdipc_channel_t *ch, cmdipc_msg_t *m) {
     mem_end_t *e = cmdipc_channel_impl(ch);
     mem_pair_t *p = e->pair;
     int rc = 0;
-    m->next = NULL;
+    cmdipc_msg_set_next(m, NULL);
     if (e->handle_closing) {
         cmdipc_msg_free(m);
         return CMDIPC_ECLOSED;
@@ -171,7 +173,7 @@ static int mem_send(cmdipc_channel_t *ch, cmdipc_msg_t *m) {
             return CMDIPC_EOVERLOAD;
         }
         if (e->out_tail != NULL)
-            e->out_tail->next = m;
+            cmdipc_msg_set_next(e->out_tail, m);
         else
             e->out_head = m;
         e->out_tail = m;
@@ -191,7 +193,7 @@ static int mem_send(cmdipc_channel_t *ch, cmdipc_msg_t *m) {
         rc = CMDIPC_EOVERLOAD;
     } else {
         if (peer->tail != NULL)
-            peer->tail->next = m;
+            cmdipc_msg_set_next(peer->tail, m);
         else
             peer->head = m;
         peer->tail = m;
@@ -252,8 +254,8 @@ static void async_cb(uv_async_t *h) {
     size_t delivered = 0;
     while (batch != NULL && !e->paused && !e->handle_closing) {
         cmdipc_msg_t *m = batch;
-        batch = m->next;
-        m->next = NULL;
+        batch = cmdipc_msg_next(m);
+        cmdipc_msg_set_next(m, NULL);
         delivered++;
         cmdipc_channel_deliver(e->ch, m);
     }
@@ -265,9 +267,9 @@ static void async_cb(uv_async_t *h) {
     e->count -= delivered;
     if (batch != NULL) { /* paused mid-batch: put the rest back in front */
         cmdipc_msg_t *last = batch;
-        while (last->next != NULL)
-            last = last->next;
-        last->next = e->head;
+        while (cmdipc_msg_next(last) != NULL)
+            last = cmdipc_msg_next(last);
+        cmdipc_msg_set_next(last, e->head);
         if (e->head == NULL)
             e->tail = last;
         e->head = batch;
@@ -359,7 +361,7 @@ int cmdipc_memory_pair_ex(const char *id_a, const char *id_b, const cmdipc_memor
     if (a == NULL || b == NULL)
         return UV_EINVAL;
     *a = *b = NULL;
-    if (cmdipc__check_id(id_a) || cmdipc__check_id(id_b))
+    if (cmdipc_id_check(id_a) || cmdipc_id_check(id_b))
         return UV_EINVAL;
     if (opts == NULL) {
         cmdipc_memory_opts_init(&defaults);
@@ -467,7 +469,7 @@ static void inproc_accept_cb(uv_async_t *h) {
         else
             rc = cmdipc__listener_name(l, &peer, name, sizeof(name));
         if (rc == 0)
-            rc = cmdipc__channel_set_id(ch, name);
+            rc = cmdipc_channel_set_id(ch, name);
         if (rc == 0)
             rc = cmdipc_registry_attach(l->reg, ch);
         if (rc == 0) {
@@ -477,7 +479,7 @@ static void inproc_accept_cb(uv_async_t *h) {
             ip->nconns++;
         }
         if (rc != 0) {
-            cmdipc__log(l->reg, CMDIPC_LOG_INFO, "%s: connection refused (%s)", l->url,
+            cmdipc_log(l->reg, CMDIPC_LOG_INFO, "%s: connection refused (%s)", l->url,
                         cmdipc_strerror(rc));
             cmdipc_channel_free(ch); /* the dialer sees the close */
         }

@@ -176,7 +176,7 @@ static void connection_cb(uv_stream_t *server, int status) {
     cmdipc_registry_t *r = l->reg;
     if (status < 0) {
         /* EMFILE and friends: libuv already dropped the pending connection. */
-        cmdipc__log(r, CMDIPC_LOG_WARN, "%s: accept failed: %s", l->url,
+        cmdipc_log(r, CMDIPC_LOG_WARN, "%s: accept failed: %s", l->url,
                     cmdipc_strerror(status));
         return;
     }
@@ -184,7 +184,7 @@ static void connection_cb(uv_stream_t *server, int status) {
     cmdipc__conn_t *c = link ? cmdipc__conn_new(link, server->loop) : NULL;
     if (c == NULL) {
         free(link);
-        cmdipc__log(r, CMDIPC_LOG_ERROR, "%s: out of memory accepting", l->url);
+        cmdipc_log(r, CMDIPC_LOG_ERROR, "%s: out of memory accepting", l->url);
         return;
     }
     link->conn = c;
@@ -196,7 +196,7 @@ static void connection_cb(uv_stream_t *server, int status) {
     cmdipc__conn_handles_ready(c);
     int rc = uv_accept(server, c->rs);
     if (rc != 0) {
-        cmdipc__log(r, CMDIPC_LOG_WARN, "%s: accept: %s", l->url, cmdipc_strerror(rc));
+        cmdipc_log(r, CMDIPC_LOG_WARN, "%s: accept: %s", l->url, cmdipc_strerror(rc));
         refuse(link);
         return;
     }
@@ -220,7 +220,7 @@ static void connection_cb(uv_stream_t *server, int status) {
                 return;
             why = "out of memory";
         }
-        cmdipc__log(r, CMDIPC_LOG_INFO, "%s: connection from %s refused: %s", l->url,
+        cmdipc_log(r, CMDIPC_LOG_INFO, "%s: connection from %s refused: %s", l->url,
                     link->remote[0] ? link->remote : "?", why);
         refuse(link);
         return;
@@ -244,7 +244,7 @@ static void accept_finish(net_listener_t *nl, cmdipc__link_t *link) {
     else if ((rc = cmdipc__listener_name(l, &link->peer, name, sizeof(name))) != 0)
         why = rc == CMDIPC_EPEERREJECTED || rc < 0 ? "refused by the accept callback" : "";
     if (why != NULL) {
-        cmdipc__log(r, CMDIPC_LOG_INFO, "%s: connection from %s refused: %s", l->url,
+        cmdipc_log(r, CMDIPC_LOG_INFO, "%s: connection from %s refused: %s", l->url,
                     link->remote[0] ? link->remote : "?", why);
         refuse(link);
         return;
@@ -259,7 +259,7 @@ static void accept_finish(net_listener_t *nl, cmdipc__link_t *link) {
     cmdipc_channel_set_limits(ch, &nl->lim.limits);
     rc = cmdipc_registry_attach(r, ch);
     if (rc != 0) {
-        cmdipc__log(r, CMDIPC_LOG_WARN, "%s: connection %s refused: %s", l->url, name,
+        cmdipc_log(r, CMDIPC_LOG_WARN, "%s: connection %s refused: %s", l->url, name,
                     cmdipc_strerror(rc));
         cmdipc_channel_free(ch); /* closes the connection */
         return;
@@ -267,7 +267,7 @@ static void accept_finish(net_listener_t *nl, cmdipc__link_t *link) {
     link->listener = l;
     cmdipc__queue_insert_tail(&nl->links, &link->listener_link);
     nl->nconns++;
-    cmdipc__log(r, CMDIPC_LOG_INFO, "%s: accepted %s as channel %s", l->url,
+    cmdipc_log(r, CMDIPC_LOG_INFO, "%s: accepted %s as channel %s", l->url,
                 link->remote[0] ? link->remote : "a connection", name);
     cmdipc__link_attached(link);
 }
@@ -407,7 +407,7 @@ int cmdipc__unix_listen(cmdipc_listener_t *l, const char *path) {
     nl->server.handle.data = nl;
     rc = uv_pipe_bind(&nl->server.pipe, path);
     if (rc == UV_EADDRINUSE && reclaim_stale(path) == 0) {
-        cmdipc__log(l->reg, CMDIPC_LOG_INFO, "%s: removed a stale socket", l->url);
+        cmdipc_log(l->reg, CMDIPC_LOG_INFO, "%s: removed a stale socket", l->url);
         rc = uv_pipe_bind(&nl->server.pipe, path);
     }
     if (rc != 0)
@@ -551,7 +551,7 @@ static void dialer_conn_closed(cmdipc__link_t *link, int status) {
                                         d->opts.reconnect_max_ms, d->opts.jitter_pct,
                                         (double)randombytes_uniform(1000000) / 1e6);
     if (r != NULL)
-        cmdipc__log(r, CMDIPC_LOG_INFO, "channel %s: %s; reconnecting in %llu ms",
+        cmdipc_log(r, CMDIPC_LOG_INFO, "channel %s: %s; reconnecting in %llu ms",
                     cmdipc_channel_id(link->ch), cmdipc_strerror(status),
                     (unsigned long long)delay);
     d->retry.data = d;

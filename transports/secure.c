@@ -198,7 +198,7 @@ static void fail(secure_conn_t *s, int status) {
     if (s->state != S_HANDSHAKE)
         return;
     if (r != NULL)
-        cmdipc__log(r,
+        cmdipc_log(r,
                     status == CMDIPC_EHSVERSION || status == CMDIPC_EHSAUTH
                         ? CMDIPC_LOG_WARN
                         : CMDIPC_LOG_INFO,
@@ -300,7 +300,7 @@ static int respond(secure_conn_t *s) {
         cmdipc_registry_t *r = conn_registry(s->c);
         cmdipc_pubkey_to_base64(&s->peer, b64);
         if (r != NULL)
-            cmdipc__log(r, CMDIPC_LOG_WARN, "%s: key %s from %s is not authorized",
+            cmdipc_log(r, CMDIPC_LOG_WARN, "%s: key %s from %s is not authorized",
                         s->c->link->peer.url ? s->c->link->peer.url : "?", b64,
                         s->c->link->remote[0] ? s->c->link->remote : "?");
     }
@@ -490,7 +490,7 @@ static void heartbeat_arm(secure_conn_t *s) {
         if (idle >= s->silence_ms) {
             cmdipc_registry_t *r = conn_registry(c);
             if (r != NULL)
-                cmdipc__log(r, CMDIPC_LOG_WARN,
+                cmdipc_log(r, CMDIPC_LOG_WARN,
                             "channel %s: nothing received for %llu ms",
                             c->link && c->link->ch ? cmdipc_channel_id(c->link->ch) : "?",
                             (unsigned long long)idle);
@@ -547,7 +547,7 @@ static int f_input(cmdipc__conn_t *c, const char *p, size_t n) {
                 cmdipc_registry_t *r = conn_registry(c);
                 cmdipc__frame_error_code(m, len, code, sizeof(code));
                 if (r != NULL)
-                    cmdipc__log(r, CMDIPC_LOG_WARN, "channel %s: the peer closed with %s",
+                    cmdipc_log(r, CMDIPC_LOG_WARN, "channel %s: the peer closed with %s",
                                 c->link && c->link->ch ? cmdipc_channel_id(c->link->ch)
                                                        : "?",
                                 code[0] ? code : "an error");
@@ -618,7 +618,7 @@ static const cmdipc__filter_ops_t filter_ops = {
  * The peer's key. */
 
 int cmdipc_channel_peer_key(const cmdipc_channel_t *ch, cmdipc_pubkey_t *out) {
-    if (ch == NULL || out == NULL || ch->ops != &cmdipc__stream_ops)
+    if (ch == NULL || out == NULL || cmdipc_channel_ops(ch) != &cmdipc__stream_ops)
         return UV_ENOTSUP;
     const cmdipc__link_t *link = cmdipc_channel_impl(ch);
     if (!link->secure)

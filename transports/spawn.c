@@ -200,10 +200,10 @@ int cmdipc_spawn(cmdipc_registry_t *r, const char *channel_id, const cmdipc_spaw
     if (out != NULL)
         *out = NULL;
     if (r == NULL || opts == NULL || opts->version == 0 ||
-        opts->version > CMDIPC_SPAWN_OPTS_VERSION || !cmdipc__limits_valid(&opts->limits) ||
-        opts->file == NULL || cmdipc__check_id(channel_id))
+        opts->version > CMDIPC_SPAWN_OPTS_VERSION || !cmdipc_limits_valid(&opts->limits) ||
+        opts->file == NULL || cmdipc_id_check(channel_id))
         return UV_EINVAL;
-    if (r->closing)
+    if (cmdipc_registry_is_closing(r))
         return CMDIPC_ECLOSED;
     if (cmdipc_registry_channel(r, channel_id) != NULL)
         return UV_EEXIST;

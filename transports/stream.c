@@ -163,7 +163,7 @@ static void conn_fail(cmdipc__conn_t *c, int status, const char *why) {
     if (c->state == C_CLOSING)
         return;
     if (r != NULL && status != UV_EOF)
-        cmdipc__log(r,
+        cmdipc_log(r,
                     status == UV_EPIPE || status == UV_ECONNRESET ? CMDIPC_LOG_INFO
                                                                    : CMDIPC_LOG_WARN,
                     "channel %s: closing the connection: %s", cmdipc_channel_id(c->link->ch),
@@ -344,7 +344,7 @@ static int conn_send(cmdipc__conn_t *c, cmdipc_msg_t *m) {
         return CMDIPC_EOVERLOAD;
     }
     size_t before = c->pending.len;
-    int rc = cmdipc__msg_encode_buf(m, &c->pending);
+    int rc = cmdipc_msg_encode_to(m, &c->pending);
     if (rc == 0)
         rc = cmdipc__buf_putc(&c->pending, '\n');
     cmdipc_msg_free(m);

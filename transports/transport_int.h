@@ -2,7 +2,7 @@
 #ifndef CMDIPC_TRANSPORT_INT_H
 #define CMDIPC_TRANSPORT_INT_H
 
-#include "internal.h"
+#include "common.h"
 
 /* The common part of every listener. The scheme's code sets close (called
  * once, from cmdipc_listener_close() or the registry's close) and must call

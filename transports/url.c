@@ -89,7 +89,7 @@ int cmdipc__listener_name(cmdipc_listener_t *l, const cmdipc_peer_info_t *peer, 
             return rc < 0 ? rc : CMDIPC_EPEERREJECTED;
         buf[size - 1] = '\0';
         if (buf[0] != '\0')
-            return cmdipc__check_id(buf);
+            return cmdipc_id_check(buf);
     }
     /* Unique in the registry, even with several listeners sharing a prefix. */
     do
@@ -134,9 +134,9 @@ int cmdipc_listen(cmdipc_registry_t *r, const char *url, const cmdipc_listen_opt
         *out = NULL;
     if (r == NULL || url == NULL ||
         (opts != NULL && (opts->version == 0 || opts->version > CMDIPC_LISTEN_OPTS_VERSION ||
-                          !cmdipc__limits_valid(&opts->limits))))
+                          !cmdipc_limits_valid(&opts->limits))))
         return UV_EINVAL;
-    if (r->closing)
+    if (cmdipc_registry_is_closing(r))
         return CMDIPC_ECLOSED;
     if ((rc = cmdipc__listener_new(r, url, opts, &l)) != 0)
         return rc;
@@ -175,11 +175,11 @@ int cmdipc_connect(cmdipc_registry_t *r, const char *url, const char *channel_id
     const char *rest;
     if (out != NULL)
         *out = NULL;
-    if (r == NULL || url == NULL || cmdipc__check_id(channel_id) ||
+    if (r == NULL || url == NULL || cmdipc_id_check(channel_id) ||
         (opts != NULL && (opts->version == 0 || opts->version > CMDIPC_CONNECT_OPTS_VERSION ||
-                          !cmdipc__limits_valid(&opts->limits))))
+                          !cmdipc_limits_valid(&opts->limits))))
         return UV_EINVAL;
-    if (r->closing)
+    if (cmdipc_registry_is_closing(r))
         return CMDIPC_ECLOSED;
     if (cmdipc_registry_channel(r, channel_id) != NULL)
         return UV_EEXIST;

@@ -84,6 +84,34 @@ CMDIPC_EXTERN json_t *cmdipc_msg_payload(cmdipc_msg_t *m);
 
 CMDIPC_EXTERN void cmdipc_msg_free(cmdipc_msg_t *m);
 
+/* A link the transport holding a message may use to queue it (NULL when
+ * the registry hands the message over). Never read by the library. */
+CMDIPC_EXTERN cmdipc_msg_t *cmdipc_msg_next(const cmdipc_msg_t *m);
+CMDIPC_EXTERN void cmdipc_msg_set_next(cmdipc_msg_t *m, cmdipc_msg_t *next);
+
+/* Makes *m safe to hand to a loop on another thread (a transport crossing
+ * threads calls it on the sending thread, before the hand-over): afterwards
+ * the message shares nothing with this thread (no json_t another thread may
+ * touch: a payload the message holds alone stays, any other becomes its
+ * JSON text). It may replace *m with a copy. Returns 0 or UV_ENOMEM (*m is
+ * unchanged and still the caller's then). */
+CMDIPC_EXTERN int cmdipc_msg_detach(cmdipc_msg_t **m) CMDIPC_WUR;
+
+/* A growable byte buffer: data (len bytes used of cap) is allocated with the
+ * cmdipc allocator; release it with cmdipc_buf_free(). Zero it to start. */
+typedef struct cmdipc_buf_s {
+    char *data;
+    size_t len;
+    size_t cap;
+} cmdipc_buf_t;
+
+CMDIPC_EXTERN void cmdipc_buf_free(cmdipc_buf_t *b);
+
+/* Appends the encoding of m (compact JSON, no newline) to b: what a stream
+ * transport batches before a write. Returns 0 or UV_ENOMEM (b keeps what it
+ * had). */
+CMDIPC_EXTERN int cmdipc_msg_encode_to(const cmdipc_msg_t *m, cmdipc_buf_t *b) CMDIPC_WUR;
+
 /* Limits applied to untrusted input. */
 #define CMDIPC_LIMITS_VERSION 1
 typedef struct cmdipc_limits_s {
@@ -94,6 +122,10 @@ typedef struct cmdipc_limits_s {
 } cmdipc_limits_t;
 
 CMDIPC_EXTERN void cmdipc_limits_init(cmdipc_limits_t *lim);
+/* 1 if lim is usable: built by cmdipc_limits_init() (a version this library
+ * knows) with no limit left at 0; else 0 (a zeroed struct is refused, never
+ * read as "nothing may pass"). */
+CMDIPC_EXTERN int cmdipc_limits_valid(const cmdipc_limits_t *lim);
 
 /* Details of a rejected line. */
 typedef struct cmdipc_decode_error_s {
@@ -173,7 +205,13 @@ CMDIPC_EXTERN int cmdipc_channel_new(const char *id, const cmdipc_channel_ops_t 
 CMDIPC_EXTERN void cmdipc_channel_free(cmdipc_channel_t *ch);
 
 CMDIPC_EXTERN const char *cmdipc_channel_id(const cmdipc_channel_t *ch);
+/* Renames a channel not attached yet (a listener naming what it accepted).
+ * Returns 0, UV_EINVAL (attached, or a bad id), UV_ENOMEM. */
+CMDIPC_EXTERN int cmdipc_channel_set_id(cmdipc_channel_t *ch, const char *id) CMDIPC_WUR;
 CMDIPC_EXTERN void *cmdipc_channel_impl(const cmdipc_channel_t *ch);
+/* The ops the channel was created with (a transport telling its own
+ * channels apart from others'). */
+CMDIPC_EXTERN const cmdipc_channel_ops_t *cmdipc_channel_ops(const cmdipc_channel_t *ch);
 /* The registry the channel is attached to, or NULL. */
 CMDIPC_EXTERN cmdipc_registry_t *cmdipc_channel_registry(const cmdipc_channel_t *ch);
 CMDIPC_EXTERN void *cmdipc_channel_get_data(const cmdipc_channel_t *ch);

@@ -96,6 +96,17 @@ typedef enum {
 typedef void (*cmdipc_log_cb)(cmdipc_registry_t *r, cmdipc_log_level_t level,
                               const char *message, void *data);
 
+/* Logs through r's log_cb (nothing when it has none, or the level is above
+ * its log_level): for transports and applications that want their lines in
+ * the registry's log. printf-style; lines are cut at 511 bytes. r may be
+ * NULL (nothing is logged). */
+CMDIPC_EXTERN void cmdipc_log(const cmdipc_registry_t *r, cmdipc_log_level_t level,
+                              const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
 /* A ready-made logger writing "cmdipc[<registry id>] <level>: <message>" lines
  * to stderr. */
 CMDIPC_EXTERN void cmdipc_log_stderr(cmdipc_registry_t *r, cmdipc_log_level_t level,
@@ -177,6 +188,11 @@ CMDIPC_EXTERN void cmdipc_registry_close(cmdipc_registry_t *r, cmdipc_close_cb c
                                          void *data);
 
 CMDIPC_EXTERN const char *cmdipc_registry_id(const cmdipc_registry_t *r);
+/* 1 once cmdipc_registry_close() was called (new work is refused). */
+CMDIPC_EXTERN int cmdipc_registry_is_closing(const cmdipc_registry_t *r);
+/* 0 if id is usable as a command, event or channel id (non-empty, UTF-8, no
+ * NUL), else UV_EINVAL. */
+CMDIPC_EXTERN int cmdipc_id_check(const char *id);
 CMDIPC_EXTERN uv_loop_t *cmdipc_registry_loop(const cmdipc_registry_t *r);
 CMDIPC_EXTERN void *cmdipc_registry_get_data(const cmdipc_registry_t *r);
 CMDIPC_EXTERN void cmdipc_registry_set_data(cmdipc_registry_t *r, void *data);
