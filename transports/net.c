@@ -132,8 +132,8 @@ static void accepted_conn_closed(cmdipc__link_t *link, int status) {
         nl->nconns--;
         link->listener = NULL;
     }
-    cmdipc__link_report_closed(link, link->closing ? 0 : status);
-    cmdipc__link_maybe_release(link);
+    link->close_status = status;
+    cmdipc__link_settle(link);
 }
 
 /* Drops a connection that never became a channel. */
@@ -498,12 +498,7 @@ typedef struct dialer_s {
 
 static void dial(dialer_t *d);
 
-static void dialer_maybe_report(cmdipc__link_t *link) {
-    if (link->closing && link->conn == NULL && link->busy == 0) {
-        cmdipc__link_report_closed(link, link->close_status);
-        cmdipc__link_maybe_release(link);
-    }
-}
+static void dialer_maybe_report(cmdipc__link_t *link) { cmdipc__link_settle(link); }
 
 static void retry_closed(uv_handle_t *h) {
     dialer_t *d = h->data;

@@ -48,8 +48,8 @@ static int open_std(uv_loop_t *loop, cmdipc__stream_handle_t *h, int fd, int rea
 }
 
 static void stdio_conn_closed(cmdipc__link_t *link, int status) {
-    cmdipc__link_report_closed(link, link->closing ? 0 : status);
-    cmdipc__link_maybe_release(link);
+    link->close_status = status;
+    cmdipc__link_settle(link);
 }
 
 /* A process has one stdin and one stdout: one stdio:// channel at a time,
@@ -133,10 +133,8 @@ typedef struct spawn_s {
 
 static void spawn_maybe_report(cmdipc__link_t *link) {
     spawn_t *s = link->kind_data;
-    if (link->conn != NULL || link->busy > 0)
-        return;
-    cmdipc__link_report_closed(link, link->closing ? 0 : s->status);
-    cmdipc__link_maybe_release(link);
+    link->close_status = s->status;
+    cmdipc__link_settle(link);
 }
 
 static void spawn_handle_closed(uv_handle_t *h) {

@@ -678,8 +678,17 @@ cmdipc__link_t *cmdipc__link_new(int kind, const cmdipc__stream_limits_t *lim) {
     return link;
 }
 
-void cmdipc__link_maybe_release(cmdipc__link_t *link) {
-    if (!link->freed || link->conn != NULL || link->busy > 0)
+/* The one place a link ends: once its connection and every handle of its
+ * kind have closed, the close is reported to the registry (a dialer only
+ * when it was asked to stop: otherwise it reconnects), and once the registry
+ * has called ops->free too, the link is released. */
+void cmdipc__link_settle(cmdipc__link_t *link) {
+    if (link->conn != NULL || link->busy > 0)
+        return;
+    if (!link->reported && link->ch != NULL &&
+        (link->closing || link->kind != CMDIPC__LINK_DIALER))
+        cmdipc__link_report_closed(link, link->closed_by_us ? 0 : link->close_status);
+    if (!link->freed)
         return;
     if (link->free_hook != NULL)
         link->free_hook(link);
@@ -714,12 +723,13 @@ static void link_close(cmdipc_channel_t *ch, int graceful) {
     if (link->closing)
         return;
     link->closing = 1;
+    link->closed_by_us = 1;
     if (link->closing_hook != NULL)
         link->closing_hook(link);
     if (link->conn != NULL)
         cmdipc__conn_close(link->conn, graceful, 0);
-    else if (link->busy == 0)
-        cmdipc__link_report_closed(link, 0);
+    else
+        cmdipc__link_settle(link);
 }
 
 static void link_free(cmdipc_channel_t *ch) {
@@ -732,7 +742,7 @@ static void link_free(cmdipc_channel_t *ch) {
         cmdipc__conn_close(link->conn, 0, 0);
         link->conn = NULL;
     }
-    cmdipc__link_maybe_release(link);
+    cmdipc__link_settle(link);
 }
 
 static int link_peer(const cmdipc_channel_t *ch, cmdipc_peer_info_t *out) {

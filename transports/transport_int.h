@@ -136,7 +136,8 @@ struct cmdipc__link_s {
     cmdipc_channel_t *ch;
     cmdipc__conn_t *conn;
     int kind;
-    int closing;     /* ops->close was called */
+    int closing;     /* ops->close was called, or the kind stopped itself */
+    int closed_by_us; /* ops->close was called: the close is reported as 0 */
     int reported;    /* cmdipc_channel_closed was called */
     int freed;       /* ops->free was called */
     int was_up;      /* the registry saw the link up */
@@ -161,8 +162,11 @@ extern const cmdipc_channel_ops_t cmdipc__stream_ops;
 
 void cmdipc__stream_limits_default(cmdipc__stream_limits_t *l);
 cmdipc__link_t *cmdipc__link_new(int kind, const cmdipc__stream_limits_t *lim);
-/* Releases the link once it is closed, reported, freed and idle. */
-void cmdipc__link_maybe_release(cmdipc__link_t *link);
+/* Call whenever the link's conn or one of its kind's handles (counted in
+ * busy) went away, with close_status set to why: reports the close once
+ * nothing is left open (a dialer only once closing), and releases the link
+ * once the registry freed it too. */
+void cmdipc__link_settle(cmdipc__link_t *link);
 /* The link is done: report closed to the registry (once). */
 void cmdipc__link_report_closed(cmdipc__link_t *link, int status);
 
