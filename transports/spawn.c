@@ -26,27 +26,6 @@ static void limits_from(cmdipc__stream_limits_t *lim, const cmdipc_limits_t *l,
 /* ---------------------------------------------------------------------------
  * stdio:// — this process's stdin and stdout. */
 
-static int open_std(uv_loop_t *loop, cmdipc__stream_handle_t *h, int fd, int readable) {
-    switch (uv_guess_handle(fd)) {
-        case UV_NAMED_PIPE: {
-            int rc = uv_pipe_init(loop, &h->pipe, 0);
-            if (rc == 0 && (rc = uv_pipe_open(&h->pipe, fd)) != 0)
-                return rc; /* initialised: the caller closes it */
-            return rc;
-        }
-        case UV_TCP: {
-            int rc = uv_tcp_init(loop, &h->tcp);
-            if (rc == 0)
-                rc = uv_tcp_open(&h->tcp, fd);
-            return rc;
-        }
-        case UV_TTY:
-            return uv_tty_init(loop, &h->tty, fd, readable);
-        default:
-            return UV_EINVAL; /* a file or nothing: not a stream */
-    }
-}
-
 static void stdio_conn_closed(cmdipc__link_t *link, int status) {
     link->close_status = status;
     cmdipc__link_settle(link);
@@ -86,9 +65,9 @@ int cmdipc__stdio_connect(cmdipc_registry_t *r, const char *channel_id,
     link->free_hook = stdio_release;
     link->peer.url = "stdio://";
     c->two = 1;
-    int rc = open_std(loop, &c->rio, 0, 1);
+    int rc = cmdipc__open_fd_stream(loop, &c->rio, 0, 1);
     if (rc == 0)
-        rc = open_std(loop, &c->wio, 1, 0);
+        rc = cmdipc__open_fd_stream(loop, &c->wio, 1, 0);
     cmdipc__conn_handles_ready(c);
     cmdipc_channel_t *ch = NULL;
     if (rc == 0)

@@ -16,7 +16,12 @@
  * without progress, or a queue above the soft limit, for write_stall_ms cuts
  * the peer off too.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -76,6 +81,13 @@ static void conn_free(cmdipc__conn_t *c) {
 
 static void conn_handle_closed(uv_handle_t *h) {
     cmdipc__conn_t *c = h->data;
+    if (c->external && (h == (uv_handle_t *)c->rs || h == (uv_handle_t *)c->ws)) {
+        /* The application's stream: given back, its data field restored. */
+        int w = h == (uv_handle_t *)c->ws && c->ws != c->rs;
+        h->data = c->saved_data[w];
+        if (c->release != NULL)
+            c->release((uv_stream_t *)h, c->release_data);
+    }
     if (--c->open_handles > 0)
         return;
     cmdipc__link_t *link = c->link;
@@ -101,9 +113,9 @@ static void conn_destroy(cmdipc__conn_t *c) {
     if (c->state == C_CLOSING)
         return;
     c->state = C_CLOSING;
-    close_handle(c, &c->rio.handle);
+    close_handle(c, c->rs != NULL ? (uv_handle_t *)c->rs : &c->rio.handle);
     if (c->two)
-        close_handle(c, &c->wio.handle);
+        close_handle(c, c->ws != NULL ? (uv_handle_t *)c->ws : &c->wio.handle);
     close_handle(c, (uv_handle_t *)&c->check);
     close_handle(c, (uv_handle_t *)&c->prepare);
     close_handle(c, (uv_handle_t *)&c->idle);
@@ -589,14 +601,99 @@ cmdipc__conn_t *cmdipc__conn_new(cmdipc__link_t *link, uv_loop_t *loop) {
     return c;
 }
 
+void cmdipc__conn_handles_external(cmdipc__conn_t *c, uv_stream_t *rd, uv_stream_t *wr,
+                                   cmdipc_release_cb release, void *release_data) {
+    c->external = 1;
+    c->release = release;
+    c->release_data = release_data;
+    c->rs = rd;
+    c->saved_data[0] = rd->data;
+    rd->data = c;
+    c->open_handles++;
+    if (wr != NULL && wr != rd) {
+        c->two = 1;
+        c->ws = wr;
+        c->saved_data[1] = wr->data;
+        wr->data = c;
+        c->open_handles++;
+    } else {
+        c->ws = rd;
+    }
+}
+
+int cmdipc__open_fd_stream(uv_loop_t *loop, cmdipc__stream_handle_t *h, int fd, int readable) {
+    switch (uv_guess_handle(fd)) {
+        case UV_NAMED_PIPE: {
+            int rc = uv_pipe_init(loop, &h->pipe, 0);
+            if (rc == 0)
+                rc = uv_pipe_open(&h->pipe, fd); /* initialised: the caller closes it */
+            return rc;
+        }
+        case UV_TCP: {
+            int rc = uv_tcp_init(loop, &h->tcp);
+            if (rc == 0)
+                rc = uv_tcp_open(&h->tcp, fd);
+            return rc;
+        }
+        case UV_TTY:
+            return uv_tty_init(loop, &h->tty, fd, readable);
+        default:
+            return UV_EINVAL; /* a file or nothing: not a stream */
+    }
+}
+
+void cmdipc__conn_fill_peer(cmdipc__link_t *link, cmdipc__conn_t *c) {
+    uv_os_fd_t fd;
+    link->peer.remote = link->remote;
+    if (uv_fileno((uv_handle_t *)c->rs, &fd) != 0)
+        return;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+        return;
+    if (ss.ss_family == AF_UNIX) {
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+            link->peer.has_creds = 1;
+            link->peer.uid = cred.uid;
+            link->peer.gid = cred.gid;
+            link->peer.pid = cred.pid;
+            snprintf(link->remote, sizeof(link->remote), "pid %d uid %u", (int)cred.pid,
+                     (unsigned)cred.uid);
+        }
+    } else if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
+        char host[64] = "";
+        int port = 0;
+        sl = sizeof(ss);
+        if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+            return;
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+            port = ntohs(a->sin_port);
+            snprintf(link->remote, sizeof(link->remote), "%s:%d", host, port);
+        } else {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+            port = ntohs(a->sin6_port);
+            snprintf(link->remote, sizeof(link->remote), "[%s]:%d", host, port);
+        }
+    }
+}
+
 void cmdipc__conn_handles_ready(cmdipc__conn_t *c) {
+    /* Only initialised handles are counted: one whose init failed is never
+     * closed, and must not hold the conn open. */
     c->rs = &c->rio.stream;
     c->rio.handle.data = c;
-    c->open_handles++;
+    if (c->rio.handle.loop != NULL)
+        c->open_handles++;
     if (c->two) {
         c->ws = &c->wio.stream;
         c->wio.handle.data = c;
-        c->open_handles++;
+        if (c->wio.handle.loop != NULL)
+            c->open_handles++;
     } else {
         c->ws = c->rs;
     }

@@ -88,6 +88,12 @@ struct cmdipc__conn_s {
     uv_loop_t *loop;
     cmdipc__stream_handle_t rio;
     cmdipc__stream_handle_t wio; /* used when two is set */
+    /* Adopted streams (cmdipc_adopt): rs/ws are the application's handles,
+     * not rio/wio; each is given back through release once closed. */
+    int external;
+    cmdipc_release_cb release;
+    void *release_data;
+    void *saved_data[2]; /* the handles' data fields, restored on release */
     uv_stream_t *rs;
     uv_stream_t *ws;
     int two;
@@ -130,7 +136,13 @@ struct cmdipc__conn_s {
     int final_sent;
 };
 
-enum { CMDIPC__LINK_ACCEPTED = 1, CMDIPC__LINK_DIALER, CMDIPC__LINK_STDIO, CMDIPC__LINK_SPAWN };
+enum {
+    CMDIPC__LINK_ACCEPTED = 1,
+    CMDIPC__LINK_DIALER,
+    CMDIPC__LINK_STDIO,
+    CMDIPC__LINK_SPAWN,
+    CMDIPC__LINK_ADOPTED
+};
 
 struct cmdipc__link_s {
     cmdipc_channel_t *ch;
@@ -176,6 +188,14 @@ cmdipc__conn_t *cmdipc__conn_new(cmdipc__link_t *link, uv_loop_t *loop);
 /* Call after initialising rio (and wio when two): counts the handle(s) and
  * sets the stream pointers. */
 void cmdipc__conn_handles_ready(cmdipc__conn_t *c);
+/* The same for the application's streams (rd and wr, or rd both ways). */
+void cmdipc__conn_handles_external(cmdipc__conn_t *c, uv_stream_t *rd, uv_stream_t *wr,
+                                   cmdipc_release_cb release, void *release_data);
+/* Opens fd as a libuv stream in h (a pipe or socket, TCP, a tty). */
+int cmdipc__open_fd_stream(uv_loop_t *loop, cmdipc__stream_handle_t *h, int fd, int readable);
+/* What is known of the peer on the conn's read stream: SO_PEERCRED for a
+ * Unix socket, the address for TCP. */
+void cmdipc__conn_fill_peer(cmdipc__link_t *link, cmdipc__conn_t *c);
 int cmdipc__conn_start(cmdipc__conn_t *c);
 /* The link's channel is attached: marks the link up and starts reading its
  * connection (closing it if reading cannot start). */

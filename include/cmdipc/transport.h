@@ -162,6 +162,53 @@ CMDIPC_EXTERN int cmdipc_connect(cmdipc_registry_t *r, const char *url, const ch
                                  const cmdipc_connect_opts_t *opts, cmdipc_channel_t **out);
 
 /* ---------------------------------------------------------------------------
+ * Adopting streams the application already has: a connection its own
+ * server accepted, a socketpair, a pipe to a child it spawned itself, a
+ * descriptor inherited from a service manager. The channel speaks NDJSON
+ * on them with every stream behaviour and limit of unix:// and tcp://.
+ */
+
+/* Called once for each adopted uv_stream_t after cmdipc has closed it
+ * (uv_close): the application may free its memory then. The stream's data
+ * field, which cmdipc uses while it holds the stream, is restored first. */
+typedef void (*cmdipc_release_cb)(uv_stream_t *stream, void *data);
+
+#define CMDIPC_ADOPT_OPTS_VERSION 1
+typedef struct cmdipc_adopt_opts_s {
+    unsigned version; /* CMDIPC_ADOPT_OPTS_VERSION */
+    cmdipc_limits_t limits;
+    size_t max_send_queue;   /* bytes; default 8 MiB */
+    size_t soft_send_queue;  /* default 2 MiB (see cmdipc_connect_opts_t) */
+    uint64_t write_stall_ms; /* default 10000 */
+    cmdipc_release_cb release_cb; /* cmdipc_adopt() only; may be NULL */
+    void *release_data;
+} cmdipc_adopt_opts_t;
+
+CMDIPC_EXTERN void cmdipc_adopt_opts_init(cmdipc_adopt_opts_t *opts);
+
+/* A channel named channel_id over the application's libuv streams: rd for
+ * reading and wr for writing (NULL: rd both ways), initialised on r's loop,
+ * open, not being read. cmdipc owns them from a successful return: it reads
+ * and writes them, closes them when the channel closes (uv_close), then
+ * calls opts->release_cb for each. The channel is attached and up at once
+ * (the list request goes out); what is known of the peer (SO_PEERCRED for a
+ * Unix socket, the address for TCP) is read from rd. Returns 0, UV_EINVAL
+ * (another loop, a stream not readable or writable, bad options),
+ * UV_EEXIST (channel_id taken), CMDIPC_ECLOSED, UV_ENOMEM; on error the
+ * streams stay the caller's, untouched. */
+CMDIPC_EXTERN int cmdipc_adopt(cmdipc_registry_t *r, const char *channel_id, uv_stream_t *rd,
+                               uv_stream_t *wr, const cmdipc_adopt_opts_t *opts,
+                               cmdipc_channel_t **out) CMDIPC_WUR;
+
+/* The same over file descriptors: a connected socket (Unix or TCP), a pipe
+ * or a tty; wfd -1 means rfd both ways. cmdipc owns the descriptors from a
+ * successful return and closes them with the channel. On error they stay
+ * the caller's, open. */
+CMDIPC_EXTERN int cmdipc_adopt_fd(cmdipc_registry_t *r, const char *channel_id, int rfd,
+                                  int wfd, const cmdipc_adopt_opts_t *opts,
+                                  cmdipc_channel_t **out) CMDIPC_WUR;
+
+/* ---------------------------------------------------------------------------
  * Child processes: a host runs a plugin as a separate process whose
  * stdin/stdout are a channel (the child connects with "stdio://").
  */
