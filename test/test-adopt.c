@@ -225,9 +225,87 @@ TEST(adopt_connections_of_the_apps_tcp_server) {
     ASSERT_EQ(s.rel.released, 2);
 }
 
+/* cmdipc_spawn with what plugin hosts take from uv_process_options_t: a
+ * descriptor beyond stdio (fd 3), the child's stderr captured, another uid
+ * and gid (when running as root, as make test in CI does). */
+static int spawn_exited;
+static int64_t spawn_status;
+static void spawn_exit(cmdipc_registry_t *r, const char *id, int64_t status, int sig,
+                       void *data) {
+    (void)r, (void)id, (void)sig, (void)data;
+    spawn_exited = 1;
+    spawn_status = status;
+}
+
+static void read_all(int fd, char *buf, size_t size) {
+    size_t n = 0;
+    ssize_t k;
+    while (n + 1 < size && (k = read(fd, buf + n, size - 1 - n)) > 0)
+        n += (size_t)k;
+    buf[n] = '\0';
+}
+
+TEST(spawn_with_extra_stdio_stderr_and_uid) {
+    uv_loop_t loop;
+    int fd3[2], err[2];
+    ASSERT_OK(uv_loop_init(&loop));
+    ASSERT_OK(pipe(fd3));
+    ASSERT_OK(pipe(err));
+    cmdipc_registry_t *r = tu_registry(&loop, "host", NULL);
+    cmdipc_spawn_opts_t so;
+    char *args[] = {"sh", "-c", "id -u >&3; id -g >&3; echo to-stderr >&2", NULL};
+    cmdipc_spawn_opts_init(&so);
+    so.file = "sh";
+    so.args = args;
+    so.exit_cb = spawn_exit;
+    uv_stdio_container_t extra[1];
+    extra[0].flags = UV_INHERIT_FD;
+    extra[0].data.fd = fd3[1];
+    so.extra_stdio = extra;
+    so.extra_stdio_count = 1;
+    so.has_stderr_io = 1;
+    so.stderr_io.flags = UV_INHERIT_FD;
+    so.stderr_io.data.fd = err[1];
+    int as_root = geteuid() == 0;
+    if (as_root) {
+        so.flags = UV_PROCESS_SETUID | UV_PROCESS_SETGID;
+        so.uid = 65534;
+        so.gid = 65534;
+    }
+    ASSERT_OK(cmdipc_spawn(r, "kid", &so, NULL, NULL));
+    close(fd3[1]);
+    close(err[1]);
+    uint64_t t0 = uv_hrtime();
+    while (!spawn_exited) {
+        uv_run(&loop, UV_RUN_ONCE);
+        ASSERT_LT((uv_hrtime() - t0) / 1000000, 10000);
+    }
+    ASSERT_EQ(spawn_status, 0);
+    char out[64], errs[64], want[64];
+    read_all(fd3[0], out, sizeof(out));
+    read_all(err[0], errs, sizeof(errs));
+    if (as_root)
+        snprintf(want, sizeof(want), "65534\n65534\n");
+    else
+        snprintf(want, sizeof(want), "%u\n%u\n", (unsigned)getuid(), (unsigned)getgid());
+    ASSERT_STR_EQ(out, want);
+    ASSERT_STR_EQ(errs, "to-stderr\n");
+    close(fd3[0]);
+    close(err[0]);
+    /* More descriptors than uv_spawn can take, or a count without entries:
+     * refused before anything starts. */
+    so.extra_stdio_count = 62;
+    ASSERT_STATUS(UV_EINVAL, cmdipc_spawn(r, "kid2", &so, NULL, NULL));
+    so.extra_stdio_count = 1;
+    so.extra_stdio = NULL;
+    ASSERT_STATUS(UV_EINVAL, cmdipc_spawn(r, "kid2", &so, NULL, NULL));
+    tu_close_all(&loop, r, NULL);
+}
+
 TEST_LIST_BEGIN
 TEST_ENTRY(adopt_fd_socketpair)
 TEST_ENTRY(adopt_app_pipes_and_release)
 TEST_ENTRY(adopt_refusals_leave_streams_untouched)
 TEST_ENTRY(adopt_connections_of_the_apps_tcp_server)
+TEST_ENTRY(spawn_with_extra_stdio_stderr_and_uid)
 TEST_LIST_END

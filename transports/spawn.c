@@ -173,12 +173,17 @@ int cmdipc_spawn(cmdipc_registry_t *r, const char *channel_id, const cmdipc_spaw
                  cmdipc_channel_t **out, int *pid) {
     cmdipc__stream_limits_t lim;
     uv_process_options_t po;
-    uv_stdio_container_t stdio[3];
+    uv_stdio_container_t stdio[64];
     if (out != NULL)
         *out = NULL;
     if (r == NULL || opts == NULL || opts->version == 0 ||
         opts->version > CMDIPC_SPAWN_OPTS_VERSION || !cmdipc_limits_valid(&opts->limits) ||
         opts->file == NULL || cmdipc_id_check(channel_id))
+        return UV_EINVAL;
+    int v2 = opts->version >= 2;
+    int extra = v2 ? opts->extra_stdio_count : 0;
+    if (extra < 0 || extra > (int)(sizeof(stdio) / sizeof(stdio[0])) - 3 ||
+        (extra > 0 && opts->extra_stdio == NULL))
         return UV_EINVAL;
     if (cmdipc_registry_is_closing(r))
         return CMDIPC_ECLOSED;
@@ -239,8 +244,17 @@ int cmdipc_spawn(cmdipc_registry_t *r, const char *channel_id, const cmdipc_spaw
     stdio[1].data.stream = &c->rio.stream;
     stdio[2].flags = UV_INHERIT_FD;
     stdio[2].data.fd = 2;
+    if (v2 && opts->has_stderr_io)
+        stdio[2] = opts->stderr_io;
+    for (int i = 0; i < extra; i++)
+        stdio[3 + i] = opts->extra_stdio[i];
     po.stdio = stdio;
-    po.stdio_count = 3;
+    po.stdio_count = 3 + extra;
+    if (v2) {
+        po.flags = opts->flags;
+        po.uid = opts->uid;
+        po.gid = opts->gid;
+    }
     s->proc.data = s;
     uv_timer_init(loop, &s->timer);
     s->timer.data = s;

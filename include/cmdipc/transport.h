@@ -217,7 +217,7 @@ CMDIPC_EXTERN int cmdipc_adopt_fd(cmdipc_registry_t *r, const char *channel_id, 
 typedef void (*cmdipc_exit_cb)(cmdipc_registry_t *r, const char *channel_id,
                                int64_t exit_status, int term_signal, void *data);
 
-#define CMDIPC_SPAWN_OPTS_VERSION 1
+#define CMDIPC_SPAWN_OPTS_VERSION 2
 typedef struct cmdipc_spawn_opts_s {
     unsigned version; /* CMDIPC_SPAWN_OPTS_VERSION */
     const char *file; /* program to run (searched in PATH) */
@@ -233,6 +233,21 @@ typedef struct cmdipc_spawn_opts_s {
      * closed; if it has not exited this long after, it gets SIGKILL.
      * Default 2000 ms. */
     uint64_t kill_timeout_ms;
+    /* Version 2: what uv_process_options_t gives a plugin host. */
+    /* UV_PROCESS_SETUID, UV_PROCESS_SETGID (with uid, gid: run the plugin
+     * as another user), UV_PROCESS_DETACHED (its own session) and the other
+     * UV_PROCESS_* flags, passed to uv_spawn. Default 0. */
+    unsigned flags;
+    uv_uid_t uid;
+    uv_gid_t gid;
+    /* The child's stderr: an entry as uv_spawn takes it (default: inherited
+     * from this process, fd 2). */
+    uv_stdio_container_t stderr_io;
+    int has_stderr_io; /* 1: use stderr_io */
+    /* Further descriptors for the child, from fd 3 on (extra_stdio[0] is
+     * its fd 3), as uv_spawn takes them; at most 61. */
+    uv_stdio_container_t *extra_stdio;
+    int extra_stdio_count;
 } cmdipc_spawn_opts_t;
 
 CMDIPC_EXTERN void cmdipc_spawn_opts_init(cmdipc_spawn_opts_t *opts);
