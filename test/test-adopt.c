@@ -5,6 +5,9 @@
  * credentials, refusals that leave the streams untouched. */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -302,10 +305,59 @@ TEST(spawn_with_extra_stdio_stderr_and_uid) {
     tu_close_all(&loop, r, NULL);
 }
 
+/* fd://N: a listening socket the application (or systemd: LISTEN_FDS)
+ * made. */
+TEST(listen_on_an_inherited_socket) {
+    uv_loop_t loop;
+    char dir[HARNESS_PATH_MAX], url[160];
+    ASSERT_OK(uv_loop_init(&loop));
+    harness_scratch_path(dir, sizeof(dir), "fdl");
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", dir);
+    ASSERT_OK(bind(s, (struct sockaddr *)&sun, sizeof(sun)));
+    int not_listening = socket(AF_UNIX, SOCK_STREAM, 0);
+    cmdipc_registry_t *srv = tu_registry(&loop, "srv", NULL);
+    tu_register(&loop, srv, "math.add", tu_add_fn, NULL);
+    /* Bound, not listening yet: refused, left open. */
+    snprintf(url, sizeof(url), "fd://%d", s);
+    ASSERT_STATUS(UV_EINVAL, cmdipc_listen(srv, url, NULL, NULL));
+    ASSERT(fd_open(s));
+    ASSERT_OK(listen(s, 16));
+    cmdipc_listener_t *l;
+    ASSERT_OK(cmdipc_listen(srv, url, NULL, &l));
+    ASSERT(!fd_open(s)); /* taken over */
+    char got[64];
+    ASSERT_OK(cmdipc_listener_url(l, got, sizeof(got)));
+    ASSERT_STR_EQ(got, url);
+    snprintf(url, sizeof(url), "unix://%s", dir);
+    cmdipc_registry_t *cli = tu_registry(&loop, "cli", "srv");
+    ASSERT_OK(cmdipc_connect(cli, url, "srv", NULL, NULL));
+    run_until_known(&loop, cli);
+    call_add(&loop, cli);
+    cmdipc_listener_close(l);
+    for (int i = 0; i < 20; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    struct stat st;
+    ASSERT_OK(lstat(dir, &st)); /* not ours to remove */
+    unlink(dir);
+    /* Not a socket, not a number. */
+    char bad[32];
+    snprintf(bad, sizeof(bad), "fd://%d", not_listening);
+    ASSERT_STATUS(UV_EINVAL, cmdipc_listen(srv, bad, NULL, NULL));
+    ASSERT_STATUS(UV_EINVAL, cmdipc_listen(srv, "fd://x", NULL, NULL));
+    ASSERT_STATUS(UV_EBADF, cmdipc_listen(srv, "fd://987", NULL, NULL));
+    close(not_listening);
+    tu_close_all(&loop, cli, srv, NULL);
+}
+
 TEST_LIST_BEGIN
 TEST_ENTRY(adopt_fd_socketpair)
 TEST_ENTRY(adopt_app_pipes_and_release)
 TEST_ENTRY(adopt_refusals_leave_streams_untouched)
 TEST_ENTRY(adopt_connections_of_the_apps_tcp_server)
 TEST_ENTRY(spawn_with_extra_stdio_stderr_and_uid)
+TEST_ENTRY(listen_on_an_inherited_socket)
 TEST_LIST_END

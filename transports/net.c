@@ -2,6 +2,7 @@
  * reclaim, peer credentials and policy, connection cap) and reconnecting
  * dialers (exponential backoff with jitter). The bytes are stream.c's. */
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -473,6 +474,60 @@ int cmdipc__tcp_listen(cmdipc_listener_t *l, const char *hostport) {
             l->url = u;
         }
     }
+    l->impl = nl;
+    l->close = net_listener_close;
+    return 0;
+}
+
+/* fd://N: a socket already bound and listening, inherited (systemd socket
+ * activation passes them from fd 3 on: LISTEN_FDS) or made by the
+ * application. The listener takes it over on success (it works on a
+ * duplicate and closes N); on failure N stays the caller's, open. A Unix
+ * socket keeps its file on close (it is not ours to remove). */
+int cmdipc__fd_listen(cmdipc_listener_t *l, const char *rest) {
+    uv_loop_t *loop = cmdipc_registry_loop(l->reg);
+    char *end;
+    long n = strtol(rest, &end, 10);
+    if (rest[0] == '\0' || *end != '\0' || n < 0 || n > INT_MAX)
+        return UV_EINVAL;
+    int fd = (int)n, listening = 0;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss), il = sizeof(listening);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+        return uv_translate_sys_error(errno); /* EBADF, ENOTSOCK */
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &il) != 0 || !listening)
+        return UV_EINVAL; /* a socket, but not a listening one */
+    int is_unix = ss.ss_family == AF_UNIX;
+    if (!is_unix && ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+        return UV_EAFNOSUPPORT;
+    net_listener_t *nl = net_listener_new(l, is_unix);
+    if (nl == NULL)
+        return UV_ENOMEM;
+    int rc = secure_setup(nl);
+    if (rc != 0) {
+        listener_free(nl);
+        return rc;
+    }
+    int mine = dup(fd);
+    if (mine < 0) {
+        listener_free(nl);
+        return uv_translate_sys_error(errno);
+    }
+    rc = is_unix ? uv_pipe_init(loop, &nl->server.pipe, 0) : uv_tcp_init(loop, &nl->server.tcp);
+    if (rc != 0) {
+        close(mine);
+        listener_free(nl);
+        return rc;
+    }
+    nl->server.handle.data = nl;
+    rc = is_unix ? uv_pipe_open(&nl->server.pipe, mine) : uv_tcp_open(&nl->server.tcp, mine);
+    if (rc != 0)
+        close(mine); /* not the handle's */
+    if (rc == 0)
+        rc = uv_listen(&nl->server.stream, 511, connection_cb);
+    if (rc != 0)
+        return listen_fail(nl, rc);
+    close(fd);
     l->impl = nl;
     l->close = net_listener_close;
     return 0;

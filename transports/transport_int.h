@@ -217,6 +217,7 @@ int cmdipc__conn_accepting(const cmdipc__conn_t *c);
 /* net.c, spawn.c */
 int cmdipc__unix_listen(cmdipc_listener_t *l, const char *path);
 int cmdipc__tcp_listen(cmdipc_listener_t *l, const char *hostport);
+int cmdipc__fd_listen(cmdipc_listener_t *l, const char *fdnum);
 int cmdipc__net_connect(cmdipc_registry_t *r, const char *url, const char *channel_id,
                         const cmdipc_connect_opts_t *opts, cmdipc_channel_t **out);
 int cmdipc__stdio_connect(cmdipc_registry_t *r, const char *channel_id,

@@ -146,6 +146,8 @@ int cmdipc_listen(cmdipc_registry_t *r, const char *url, const cmdipc_listen_opt
         rc = cmdipc__unix_listen(l, rest);
     else if (has_scheme(url, "tcp://", &rest))
         rc = cmdipc__tcp_listen(l, rest);
+    else if (has_scheme(url, "fd://", &rest))
+        rc = cmdipc__fd_listen(l, rest);
     else if (has_scheme(url, "unix+sodium://", &rest)) /* secure: net.c reads l->url */
         rc = cmdipc__unix_listen(l, rest);
     else if (has_scheme(url, "tcp+sodium://", &rest))

@@ -5,6 +5,8 @@
  *   unix:///path/cmd.sock   (see the stream transports)
  *   tcp://127.0.0.1:7400
  *   stdio://                this process's stdin/stdout (connect only)
+ *   fd://N                  a socket already listening on descriptor N (listen only:
+ *                           systemd socket activation, LISTEN_FDS, passes them from 3)
  *   tcp+sodium://host:7400, unix+sodium:///path   the secure transport
  *                           (cmdipc/secure.h; keys in opts.secure)
  *
