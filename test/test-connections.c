@@ -136,7 +136,8 @@ TEST(c15_slow_consumer_cut_at_the_hard_queue_cap) {
 }
 
 TEST(c15_slow_consumer_cut_after_the_soft_limit_held_too_long) {
-    /* SECURITY c.15: 2 MiB held for 10 s, scaled to 32 KiB held for 150 ms.
+    /* SECURITY c.15: 2 MiB held for 10 s, scaled to 32 KiB held for 1 s (wide: a loaded
+     * machine may not run the reader for a few hundred ms).
      * The peer reads, slower than the hub sends, so writes progress and the
      * stall timer does not act. */
     slow_t t;
@@ -144,7 +145,7 @@ TEST(c15_slow_consumer_cut_after_the_soft_limit_held_too_long) {
     cmdipc_listen_opts_init(&lo);
     lo.max_send_queue = 64u * 1024 * 1024;
     lo.soft_send_queue = 32 * 1024;
-    lo.write_stall_ms = 150;
+    lo.write_stall_ms = 1000;
     slow_setup(&t, &lo);
     good_call(&t, 1);
     uint64_t t0 = uv_hrtime();
@@ -158,7 +159,7 @@ TEST(c15_slow_consumer_cut_after_the_soft_limit_held_too_long) {
         ASSERT_LT((uv_hrtime() - t0) / 1000000, 10000);
     }
     uint64_t ms = (uv_hrtime() - t0) / 1000000;
-    ASSERT_GE(ms, 150);
+    ASSERT_GE(ms, 1000);
     ASSERT_EQ(rp_log_count("write stalled"), 0);
     slow_check_cut(&t, "send queue above the soft limit for too long");
     slow_teardown(&t);
