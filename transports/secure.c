@@ -523,20 +523,13 @@ static void heartbeat_arm(secure_conn_t *s) {
     uv_timer_start(&c->ftimer, hs_timer_cb, next ? next : 1, 0);
 }
 
-static int f_input(cmdipc__conn_t *c, const char *p, size_t n) {
-    secure_conn_t *s = c->filter_data;
-    int rc;
-    if (n > 0) {
-        s->last_rx = uv_now(c->loop);
-        s->ping_sent = 0;
-        if ((rc = cmdipc__frx_feed(&s->rx, p, n)) != 0)
-            return rc;
-    }
-    while (cmdipc__conn_accepting(c)) {
+/* Decrypts what one read brought, then delivers its lines as one batch. */
+static int f_frames(cmdipc__conn_t *c, secure_conn_t *s) {
+    for (;;) {
         const uint8_t *m;
         size_t len;
         int ctl, fin;
-        rc = cmdipc__frx_next(&s->rx, &m, &len, &ctl, &fin);
+        int rc = cmdipc__frx_next(&s->rx, &m, &len, &ctl, &fin);
         if (rc <= 0)
             return rc;
         switch (ctl) {
@@ -566,7 +559,23 @@ static int f_input(cmdipc__conn_t *c, const char *p, size_t n) {
                 return CMDIPC_EPROTO; /* ready twice, or an unknown control */
         }
     }
-    return 0;
+}
+
+static int f_input(cmdipc__conn_t *c, const char *p, size_t n) {
+    secure_conn_t *s = c->filter_data;
+    int rc;
+    if (n > 0) {
+        s->last_rx = uv_now(c->loop);
+        s->ping_sent = 0;
+        if ((rc = cmdipc__frx_feed(&s->rx, p, n)) != 0)
+            return rc;
+    }
+    if (!cmdipc__conn_accepting(c))
+        return 0; /* paused: the frames wait in rx (one read's worth at most) */
+    rc = f_frames(c, s);
+    /* The lines before a bad frame still count; then the connection ends. */
+    cmdipc__conn_deliver(c);
+    return rc;
 }
 
 static int f_seal(cmdipc__conn_t *c, const char *p, size_t n, int final,

@@ -635,10 +635,13 @@ int cmdipc__conn_push_lines(cmdipc__conn_t *c, const char *p, size_t n) {
     }
     memcpy(c->rbuf + c->rend, p, n);
     c->rend += n;
+    return 0;
+}
+
+void cmdipc__conn_deliver(cmdipc__conn_t *c) {
     deliver_lines(c);
     if (c->rend == 0)
         trim_buffer(&c->rbuf, &c->rcap, 0);
-    return 0;
 }
 
 void cmdipc__conn_kick(cmdipc__conn_t *c) {
