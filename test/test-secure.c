@@ -40,6 +40,7 @@ typedef struct {
 } fx_t;
 
 static fx_t *fx;
+static const cmdipc_registry_opts_t *fx_srv_opts; /* NULL: defaults */
 
 static void cli_channel_cb(cmdipc_registry_t *r, cmdipc_channel_t *ch,
                            cmdipc_channel_event_t ev, int status, void *data) {
@@ -89,7 +90,8 @@ static void fx_init(fx_t *f) {
     cmdipc_connect_opts_init(&f->co);
     f->co.secure = &f->cso;
     f->co.reconnect = 0;
-    f->srv = tu_registry(&loop, "srv", NULL);
+    f->srv = fx_srv_opts ? tu_registry_opts(&loop, fx_srv_opts)
+                         : tu_registry(&loop, "srv", NULL);
     f->cli = tu_registry(&loop, "cli", "hub");
     cmdipc_registry_set_channel_cb(f->cli, cli_channel_cb, f);
     cmdipc_registry_set_channel_cb(f->srv, srv_channel_cb, f);
@@ -1018,6 +1020,50 @@ TEST(secure_two_processes) {
     fx_done(&f);
 }
 
+/* Backpressure through the filter: the listener's in-flight cap pauses the
+ * secure connection (frames wait undecrypted) and resumes it; every call is
+ * answered once. */
+TEST(secure_paused_connection_resumes) {
+    fx_t f;
+    cmdipc_registry_opts_t ro;
+    cmdipc_registry_opts_init(&ro);
+    ro.id = "srv";
+    ro.max_inbound_in_flight = 8;
+    fx_srv_opts = &ro;
+    ASSERT_OK(uv_loop_init(&loop));
+    fx_init(&f);
+    fx_srv_opts = NULL;
+    fx_listen(&f, "tcp+sodium://127.0.0.1:0");
+    tu_register(&loop, f.srv, "never", tu_never_fn, NULL);
+    fx_connect(&f);
+    tu_run_until(&loop, &f.up, 10000);
+    enum { N = 200 };
+    static tu_result_t res[N];
+    memset(res, 0, sizeof(res));
+    for (int i = 0; i < N; i++)
+        ASSERT_OK(tu_exec(f.cli, "never", NULL, &res[i]));
+    RP_PUMP_UNTIL(&loop, -1, tu_never_count() == 8, 10000);
+    rp_run_for(&loop, -1, 50);
+    ASSERT_EQ(tu_never_count(), 8); /* paused at the cap */
+    int done = 0;
+    uint64_t t0 = uv_hrtime();
+    while (done < N) {
+        tu_answer_never();
+        rp_pump(&loop, -1, 5);
+        done = 0;
+        for (int i = 0; i < N; i++)
+            done += res[i].done;
+        ASSERT_LT((uv_hrtime() - t0) / 1000000, 20000);
+    }
+    for (int i = 0; i < N; i++) {
+        ASSERT_STATUS(CMDIPC_EINTERNAL, res[i].status); /* tu_answer_never()'s answer */
+        ASSERT_STR_EQ(res[i].message, "late");
+        ASSERT_EQ(res[i].calls, 1);
+    }
+    ASSERT_EQ(f.srv_closed, 0);
+    fx_done(&f);
+}
+
 TEST_LIST_BEGIN
 TEST_ENTRY(secure_tcp_round_trip)
 TEST_ENTRY(secure_unix_round_trip)
@@ -1034,6 +1080,7 @@ TEST_ENTRY(secure13_replayed_session_executes_nothing)
 TEST_ENTRY(secure14_ten_thousand_frames_rekeyed)
 TEST_ENTRY(secure22_silent_peer_is_closed)
 TEST_ENTRY(secure22_answering_peer_stays_up)
+TEST_ENTRY(secure_paused_connection_resumes)
 TEST_ENTRY_TIMEOUT(secure_two_processes, 60000)
 TEST_HELPER(secure_child)
 TEST_LIST_END
