@@ -1064,6 +1064,57 @@ TEST(secure_paused_connection_resumes) {
     fx_done(&f);
 }
 
+/* The defaults of SECURITY.md (d) for the secure transport. */
+TEST(secure_d_default_options) {
+    cmdipc_secure_opts_t so;
+    cmdipc_secure_opts_init(&so);
+    ASSERT_EQ(so.version, CMDIPC_SECURE_OPTS_VERSION);
+    ASSERT_UEQ(so.handshake_timeout_ms, 10000);
+    ASSERT_EQ(so.max_handshakes, 64);
+    ASSERT_UEQ(so.ping_idle_ms, 20000);
+    ASSERT_UEQ(so.silence_ms, 60000);
+    ASSERT_EQ(so.rekey_frames, 1000);
+    ASSERT_UEQ(so.rekey_ms, 600000);
+    ASSERT_EQ(so.allow_any, 0); /* fail closed */
+    ASSERT_NULL(so.allow);
+    ASSERT(so.authorize == NULL);
+}
+
+static int allow_calls;
+static cmdipc_pubkey_t allow_seen;
+static int allow_cb(const cmdipc_pubkey_t *key, const cmdipc_peer_info_t *peer,
+                    void *data) {
+    (void)peer;
+    allow_calls++;
+    allow_seen = *key;
+    return data == NULL ? 0 : -1;
+}
+
+/* A key outside the list admitted by the callback, and by allow_any. */
+TEST(secure9_callback_and_allow_any_admit) {
+    for (int mode = 0; mode < 2; mode++) {
+        fx_t f;
+        ASSERT_OK(uv_loop_init(&loop));
+        fx_init(&f);
+        f.lso.n_allow = 0;
+        f.lso.allow = NULL;
+        if (mode == 0)
+            f.lso.authorize = allow_cb;
+        else
+            f.lso.allow_any = 1;
+        allow_calls = 0;
+        fx_listen(&f, "tcp+sodium://127.0.0.1:0");
+        fx_connect(&f);
+        tu_run_until(&loop, &f.up, 10000);
+        ASSERT_EQ(f.srv_attached, 1);
+        ASSERT_EQ(allow_calls, mode == 0 ? 1 : 0);
+        if (mode == 0)
+            ASSERT(cmdipc_pubkey_equal(&allow_seen,
+                                       &f.cpk)); /* asked about the proven key */
+        fx_done(&f);
+    }
+}
+
 TEST_LIST_BEGIN
 TEST_ENTRY(secure_tcp_round_trip)
 TEST_ENTRY(secure_unix_round_trip)
@@ -1072,6 +1123,8 @@ TEST_ENTRY(secure8_wrong_pinned_key)
 TEST_ENTRY(secure8_man_in_the_middle)
 TEST_ENTRY(secure9_key_not_allowed_never_reconnects)
 TEST_ENTRY(secure9_empty_allow_list_rejects_everyone)
+TEST_ENTRY(secure9_callback_and_allow_any_admit)
+TEST_ENTRY(secure_d_default_options)
 TEST_ENTRY_TIMEOUT(secure11_stalled_handshakes_and_a_good_client, 60000)
 TEST_ENTRY(secure11_handshake_timeout_and_close_during_handshake)
 TEST_ENTRY(secure12_transport_tampering)
