@@ -358,6 +358,7 @@ TEST(secure8_wrong_pinned_key) {
 typedef struct {
     uv_tcp_t server, conn;
     int accepted, closed;
+    int silent; /* never answers */
     size_t received;
     uv_write_t w;
     uint8_t act2[CMDIPC__HS_ACT2];
@@ -381,7 +382,7 @@ static void mitm_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
     }
     size_t before = m->received;
     m->received += (size_t)n;
-    if (before < CMDIPC__HS_ACT1 && m->received >= CMDIPC__HS_ACT1) {
+    if (!m->silent && before < CMDIPC__HS_ACT1 && m->received >= CMDIPC__HS_ACT1) {
         /* Its own act 2: a fresh ephemeral key and a tag it cannot make
          * right without the pinned key's secret. */
         uint8_t e[32];
@@ -404,21 +405,26 @@ static void mitm_conn(uv_stream_t *server, int status) {
     ASSERT_OK(uv_read_start((uv_stream_t *)&m->conn, mitm_alloc, mitm_read));
 }
 
+/* Listens for the fake listener; f->url is its address. */
+static void mitm_listen(mitm_t *m, fx_t *f) {
+    struct sockaddr_in sa;
+    ASSERT_OK(uv_ip4_addr("127.0.0.1", 0, &sa));
+    ASSERT_OK(uv_tcp_init(&loop, &m->server));
+    m->server.data = m;
+    ASSERT_OK(uv_tcp_bind(&m->server, (struct sockaddr *)&sa, 0));
+    ASSERT_OK(uv_listen((uv_stream_t *)&m->server, 8, mitm_conn));
+    int len = sizeof(sa);
+    ASSERT_OK(uv_tcp_getsockname(&m->server, (struct sockaddr *)&sa, &len));
+    snprintf(f->url, sizeof(f->url), "tcp+sodium://127.0.0.1:%d", ntohs(sa.sin_port));
+}
+
 TEST(secure8_man_in_the_middle) {
     fx_t f;
     mitm_t m;
     memset(&m, 0, sizeof(m));
     ASSERT_OK(uv_loop_init(&loop));
     fx_init(&f);
-    struct sockaddr_in sa;
-    ASSERT_OK(uv_ip4_addr("127.0.0.1", 0, &sa));
-    ASSERT_OK(uv_tcp_init(&loop, &m.server));
-    m.server.data = &m;
-    ASSERT_OK(uv_tcp_bind(&m.server, (struct sockaddr *)&sa, 0));
-    ASSERT_OK(uv_listen((uv_stream_t *)&m.server, 8, mitm_conn));
-    int len = sizeof(sa);
-    ASSERT_OK(uv_tcp_getsockname(&m.server, (struct sockaddr *)&sa, &len));
-    snprintf(f.url, sizeof(f.url), "tcp+sodium://127.0.0.1:%d", ntohs(sa.sin_port));
+    mitm_listen(&m, &f);
     fx_connect(&f); /* pins the real listener's key, reaches the MITM */
     tu_run_until(&loop, &f.closed, 10000);
     ASSERT_STATUS(CMDIPC_EHSAUTH, f.closed_status);
@@ -430,6 +436,36 @@ TEST(secure8_man_in_the_middle) {
     ASSERT_UEQ(st.msgs_in, 0);
     uv_close((uv_handle_t *)&m.server, NULL);
     fx_done(&f);
+}
+
+/* A listener that accepts and never answers: the dialer's handshake times
+ * out (scaled: 10 s to 200 ms); closing the registry during one is clean. */
+
+TEST(secure11_dialer_handshake_timeout_and_close) {
+    for (int close_early = 0; close_early < 2; close_early++) {
+        fx_t f;
+        mitm_t m;
+        memset(&m, 0, sizeof(m));
+        m.silent = 1;
+        ASSERT_OK(uv_loop_init(&loop));
+        fx_init(&f);
+        f.cso.handshake_timeout_ms = 200;
+        mitm_listen(&m, &f);
+        uint64_t t0 = uv_hrtime();
+        fx_connect(&f);
+        if (close_early) {
+            RP_PUMP_UNTIL(&loop, -1, m.received >= CMDIPC__HS_ACT1, 10000);
+        } else {
+            tu_run_until(&loop, &f.closed, 10000);
+            ASSERT_STATUS(CMDIPC_EHSTIMEOUT, f.closed_status);
+            ASSERT_GE((uv_hrtime() - t0) / 1000000, 150);
+        }
+        ASSERT_EQ(f.up, 0);
+        if (m.accepted && !uv_is_closing((uv_handle_t *)&m.conn))
+            uv_close((uv_handle_t *)&m.conn, NULL);
+        uv_close((uv_handle_t *)&m.server, NULL);
+        fx_done(&f); /* with the handshake in progress when close_early */
+    }
 }
 
 /* ---------------------------------------------------------------------------
@@ -1127,6 +1163,7 @@ TEST_ENTRY(secure9_callback_and_allow_any_admit)
 TEST_ENTRY(secure_d_default_options)
 TEST_ENTRY_TIMEOUT(secure11_stalled_handshakes_and_a_good_client, 60000)
 TEST_ENTRY(secure11_handshake_timeout_and_close_during_handshake)
+TEST_ENTRY(secure11_dialer_handshake_timeout_and_close)
 TEST_ENTRY(secure12_transport_tampering)
 TEST_ENTRY(secure12_final_then_eof_is_a_clean_close)
 TEST_ENTRY(secure13_replayed_session_executes_nothing)
