@@ -440,7 +440,6 @@ TEST(secure8_man_in_the_middle) {
 
 /* A listener that accepts and never answers: the dialer's handshake times
  * out (scaled: 10 s to 200 ms); closing the registry during one is clean. */
-
 TEST(secure11_dialer_handshake_timeout_and_close) {
     for (int close_early = 0; close_early < 2; close_early++) {
         fx_t f;
