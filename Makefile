@@ -17,10 +17,10 @@
 SHELL := /bin/bash
 
 # Every Debian package any target needs (valgrind: make bench counts instructions
-# with callgrind). Later issues add: clang libclang-rt-14-dev nats-server
-# libnats-dev.
+# with callgrind; nodejs: test-noise checks the handshake against Node's crypto).
+# Later issues add: clang libclang-rt-14-dev nats-server libnats-dev.
 DEB_PACKAGES := meson ninja-build pkg-config gcc libc6-dev make python3 \
-                libuv1-dev libjansson-dev libsodium-dev valgrind
+                libuv1-dev libjansson-dev libsodium-dev valgrind nodejs
 # What make bench-peers compares cmdipc with, installed by that target only.
 PEER_PACKAGES := libzmq3-dev nodejs
 

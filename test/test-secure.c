@@ -40,6 +40,7 @@ typedef struct {
 } fx_t;
 
 static fx_t *fx;
+static const cmdipc_registry_opts_t *fx_srv_opts; /* NULL: defaults */
 
 static void cli_channel_cb(cmdipc_registry_t *r, cmdipc_channel_t *ch,
                            cmdipc_channel_event_t ev, int status, void *data) {
@@ -89,7 +90,8 @@ static void fx_init(fx_t *f) {
     cmdipc_connect_opts_init(&f->co);
     f->co.secure = &f->cso;
     f->co.reconnect = 0;
-    f->srv = tu_registry(&loop, "srv", NULL);
+    f->srv = fx_srv_opts ? tu_registry_opts(&loop, fx_srv_opts)
+                         : tu_registry(&loop, "srv", NULL);
     f->cli = tu_registry(&loop, "cli", "hub");
     cmdipc_registry_set_channel_cb(f->cli, cli_channel_cb, f);
     cmdipc_registry_set_channel_cb(f->srv, srv_channel_cb, f);
@@ -356,6 +358,7 @@ TEST(secure8_wrong_pinned_key) {
 typedef struct {
     uv_tcp_t server, conn;
     int accepted, closed;
+    int silent; /* never answers */
     size_t received;
     uv_write_t w;
     uint8_t act2[CMDIPC__HS_ACT2];
@@ -379,7 +382,7 @@ static void mitm_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
     }
     size_t before = m->received;
     m->received += (size_t)n;
-    if (before < CMDIPC__HS_ACT1 && m->received >= CMDIPC__HS_ACT1) {
+    if (!m->silent && before < CMDIPC__HS_ACT1 && m->received >= CMDIPC__HS_ACT1) {
         /* Its own act 2: a fresh ephemeral key and a tag it cannot make
          * right without the pinned key's secret. */
         uint8_t e[32];
@@ -402,21 +405,26 @@ static void mitm_conn(uv_stream_t *server, int status) {
     ASSERT_OK(uv_read_start((uv_stream_t *)&m->conn, mitm_alloc, mitm_read));
 }
 
+/* Listens for the fake listener; f->url is its address. */
+static void mitm_listen(mitm_t *m, fx_t *f) {
+    struct sockaddr_in sa;
+    ASSERT_OK(uv_ip4_addr("127.0.0.1", 0, &sa));
+    ASSERT_OK(uv_tcp_init(&loop, &m->server));
+    m->server.data = m;
+    ASSERT_OK(uv_tcp_bind(&m->server, (struct sockaddr *)&sa, 0));
+    ASSERT_OK(uv_listen((uv_stream_t *)&m->server, 8, mitm_conn));
+    int len = sizeof(sa);
+    ASSERT_OK(uv_tcp_getsockname(&m->server, (struct sockaddr *)&sa, &len));
+    snprintf(f->url, sizeof(f->url), "tcp+sodium://127.0.0.1:%d", ntohs(sa.sin_port));
+}
+
 TEST(secure8_man_in_the_middle) {
     fx_t f;
     mitm_t m;
     memset(&m, 0, sizeof(m));
     ASSERT_OK(uv_loop_init(&loop));
     fx_init(&f);
-    struct sockaddr_in sa;
-    ASSERT_OK(uv_ip4_addr("127.0.0.1", 0, &sa));
-    ASSERT_OK(uv_tcp_init(&loop, &m.server));
-    m.server.data = &m;
-    ASSERT_OK(uv_tcp_bind(&m.server, (struct sockaddr *)&sa, 0));
-    ASSERT_OK(uv_listen((uv_stream_t *)&m.server, 8, mitm_conn));
-    int len = sizeof(sa);
-    ASSERT_OK(uv_tcp_getsockname(&m.server, (struct sockaddr *)&sa, &len));
-    snprintf(f.url, sizeof(f.url), "tcp+sodium://127.0.0.1:%d", ntohs(sa.sin_port));
+    mitm_listen(&m, &f);
     fx_connect(&f); /* pins the real listener's key, reaches the MITM */
     tu_run_until(&loop, &f.closed, 10000);
     ASSERT_STATUS(CMDIPC_EHSAUTH, f.closed_status);
@@ -428,6 +436,35 @@ TEST(secure8_man_in_the_middle) {
     ASSERT_UEQ(st.msgs_in, 0);
     uv_close((uv_handle_t *)&m.server, NULL);
     fx_done(&f);
+}
+
+/* A listener that accepts and never answers: the dialer's handshake times
+ * out (scaled: 10 s to 200 ms); closing the registry during one is clean. */
+TEST(secure11_dialer_handshake_timeout_and_close) {
+    for (int close_early = 0; close_early < 2; close_early++) {
+        fx_t f;
+        mitm_t m;
+        memset(&m, 0, sizeof(m));
+        m.silent = 1;
+        ASSERT_OK(uv_loop_init(&loop));
+        fx_init(&f);
+        f.cso.handshake_timeout_ms = 200;
+        mitm_listen(&m, &f);
+        uint64_t t0 = uv_hrtime();
+        fx_connect(&f);
+        if (close_early) {
+            RP_PUMP_UNTIL(&loop, -1, m.received >= CMDIPC__HS_ACT1, 10000);
+        } else {
+            tu_run_until(&loop, &f.closed, 10000);
+            ASSERT_STATUS(CMDIPC_EHSTIMEOUT, f.closed_status);
+            ASSERT_GE((uv_hrtime() - t0) / 1000000, 150);
+        }
+        ASSERT_EQ(f.up, 0);
+        if (m.accepted && !uv_is_closing((uv_handle_t *)&m.conn))
+            uv_close((uv_handle_t *)&m.conn, NULL);
+        uv_close((uv_handle_t *)&m.server, NULL);
+        fx_done(&f); /* with the handshake in progress when close_early */
+    }
 }
 
 /* ---------------------------------------------------------------------------
@@ -1018,6 +1055,101 @@ TEST(secure_two_processes) {
     fx_done(&f);
 }
 
+/* Backpressure through the filter: the listener's in-flight cap pauses the
+ * secure connection (frames wait undecrypted) and resumes it; every call is
+ * answered once. */
+TEST(secure_paused_connection_resumes) {
+    fx_t f;
+    cmdipc_registry_opts_t ro;
+    cmdipc_registry_opts_init(&ro);
+    ro.id = "srv";
+    ro.max_inbound_in_flight = 8;
+    fx_srv_opts = &ro;
+    ASSERT_OK(uv_loop_init(&loop));
+    fx_init(&f);
+    fx_srv_opts = NULL;
+    fx_listen(&f, "tcp+sodium://127.0.0.1:0");
+    tu_register(&loop, f.srv, "never", tu_never_fn, NULL);
+    fx_connect(&f);
+    tu_run_until(&loop, &f.up, 10000);
+    enum { N = 200 };
+    static tu_result_t res[N];
+    memset(res, 0, sizeof(res));
+    for (int i = 0; i < N; i++)
+        ASSERT_OK(tu_exec(f.cli, "never", NULL, &res[i]));
+    RP_PUMP_UNTIL(&loop, -1, tu_never_count() == 8, 10000);
+    rp_run_for(&loop, -1, 50);
+    ASSERT_EQ(tu_never_count(), 8); /* paused at the cap */
+    int done = 0;
+    uint64_t t0 = uv_hrtime();
+    while (done < N) {
+        tu_answer_never();
+        rp_pump(&loop, -1, 5);
+        done = 0;
+        for (int i = 0; i < N; i++)
+            done += res[i].done;
+        ASSERT_LT((uv_hrtime() - t0) / 1000000, 20000);
+    }
+    for (int i = 0; i < N; i++) {
+        ASSERT_STATUS(CMDIPC_EINTERNAL, res[i].status); /* tu_answer_never()'s answer */
+        ASSERT_STR_EQ(res[i].message, "late");
+        ASSERT_EQ(res[i].calls, 1);
+    }
+    ASSERT_EQ(f.srv_closed, 0);
+    fx_done(&f);
+}
+
+/* The defaults of SECURITY.md (d) for the secure transport. */
+TEST(secure_d_default_options) {
+    cmdipc_secure_opts_t so;
+    cmdipc_secure_opts_init(&so);
+    ASSERT_EQ(so.version, CMDIPC_SECURE_OPTS_VERSION);
+    ASSERT_UEQ(so.handshake_timeout_ms, 10000);
+    ASSERT_EQ(so.max_handshakes, 64);
+    ASSERT_UEQ(so.ping_idle_ms, 20000);
+    ASSERT_UEQ(so.silence_ms, 60000);
+    ASSERT_EQ(so.rekey_frames, 1000);
+    ASSERT_UEQ(so.rekey_ms, 600000);
+    ASSERT_EQ(so.allow_any, 0); /* fail closed */
+    ASSERT_NULL(so.allow);
+    ASSERT(so.authorize == NULL);
+}
+
+static int allow_calls;
+static cmdipc_pubkey_t allow_seen;
+static int allow_cb(const cmdipc_pubkey_t *key, const cmdipc_peer_info_t *peer,
+                    void *data) {
+    (void)peer;
+    allow_calls++;
+    allow_seen = *key;
+    return data == NULL ? 0 : -1;
+}
+
+/* A key outside the list admitted by the callback, and by allow_any. */
+TEST(secure9_callback_and_allow_any_admit) {
+    for (int mode = 0; mode < 2; mode++) {
+        fx_t f;
+        ASSERT_OK(uv_loop_init(&loop));
+        fx_init(&f);
+        f.lso.n_allow = 0;
+        f.lso.allow = NULL;
+        if (mode == 0)
+            f.lso.authorize = allow_cb;
+        else
+            f.lso.allow_any = 1;
+        allow_calls = 0;
+        fx_listen(&f, "tcp+sodium://127.0.0.1:0");
+        fx_connect(&f);
+        tu_run_until(&loop, &f.up, 10000);
+        ASSERT_EQ(f.srv_attached, 1);
+        ASSERT_EQ(allow_calls, mode == 0 ? 1 : 0);
+        if (mode == 0)
+            ASSERT(cmdipc_pubkey_equal(&allow_seen,
+                                       &f.cpk)); /* asked about the proven key */
+        fx_done(&f);
+    }
+}
+
 TEST_LIST_BEGIN
 TEST_ENTRY(secure_tcp_round_trip)
 TEST_ENTRY(secure_unix_round_trip)
@@ -1026,14 +1158,18 @@ TEST_ENTRY(secure8_wrong_pinned_key)
 TEST_ENTRY(secure8_man_in_the_middle)
 TEST_ENTRY(secure9_key_not_allowed_never_reconnects)
 TEST_ENTRY(secure9_empty_allow_list_rejects_everyone)
+TEST_ENTRY(secure9_callback_and_allow_any_admit)
+TEST_ENTRY(secure_d_default_options)
 TEST_ENTRY_TIMEOUT(secure11_stalled_handshakes_and_a_good_client, 60000)
 TEST_ENTRY(secure11_handshake_timeout_and_close_during_handshake)
+TEST_ENTRY(secure11_dialer_handshake_timeout_and_close)
 TEST_ENTRY(secure12_transport_tampering)
 TEST_ENTRY(secure12_final_then_eof_is_a_clean_close)
 TEST_ENTRY(secure13_replayed_session_executes_nothing)
 TEST_ENTRY(secure14_ten_thousand_frames_rekeyed)
 TEST_ENTRY(secure22_silent_peer_is_closed)
 TEST_ENTRY(secure22_answering_peer_stays_up)
+TEST_ENTRY(secure_paused_connection_resumes)
 TEST_ENTRY_TIMEOUT(secure_two_processes, 60000)
 TEST_HELPER(secure_child)
 TEST_LIST_END

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "secure-opts.h"
 
 const char *cli_prog = "cmdipc";
 int cli_verbosity;
@@ -139,6 +140,13 @@ int cli_parse(int argc, char **argv, const cli_opt_t *opts, cli_opt_fn fn, void 
             }
             if (len == 7 && strncmp(name, "verbose", 7) == 0 && eq == NULL) {
                 cli_verbosity++;
+                continue;
+            }
+            /* --key, --peer-key, --allow (secure-opts.c) */
+            int sr = cli_secure_option(name, len, eq, argc, argv, &i);
+            if (sr >= 0) {
+                if (sr != 0)
+                    return sr;
                 continue;
             }
             const cli_opt_t *o = find_long(opts, name, len);
@@ -557,9 +565,15 @@ int cli_app_connect(cli_app_t *app) {
     cmdipc_connect_opts_t co;
     cmdipc_connect_opts_init(&co);
     co.reconnect = app->reconnect;
+    int rc = 0;
+    co.secure = cli_secure_opts(app->url, 1, &rc); /* +sodium:// */
+    if (rc != 0) {
+        cli_app_finish(app, rc);
+        return rc;
+    }
     if (app->connect_timeout_ms > 0)
         uv_timer_start(&app->timer, connect_timeout, app->connect_timeout_ms, 0);
-    int rc = cmdipc_connect(app->reg, app->url, CLI_PEER, &co, NULL);
+    rc = cmdipc_connect(app->reg, app->url, CLI_PEER, &co, NULL);
     if (rc == 0)
         return 0;
     if (rc == UV_EINVAL || rc == UV_EAFNOSUPPORT || rc == UV_ENAMETOOLONG) {

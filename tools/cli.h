@@ -189,5 +189,6 @@ int cmd_call(int argc, char **argv);
 int cmd_emit(int argc, char **argv);
 int cmd_listen(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_keygen(int argc, char **argv); /* cmd-keygen.c */
 
 #endif /* CMDIPC_CLI_H */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "secure-opts.h"
 
 static const char hub_help[] =
     "Usage: cmdipc hub [OPTIONS] ADDR...\n"
@@ -163,6 +164,11 @@ int cmd_hub(int argc, char **argv) {
     for (int i = 0; i < n; i++) {
         cmdipc_listener_t *l;
         char url[512];
+        lo.secure = cli_secure_opts(addrs[i], 0, &rc); /* +sodium:// */
+        if (rc != 0) {
+            cli_app_finish(&h.app, rc);
+            break;
+        }
         rc = cmdipc_listen(h.app.reg, addrs[i], &lo, &l);
         if (rc == 0)
             rc = cmdipc_listener_url(l, url, sizeof(url));

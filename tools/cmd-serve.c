@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "secure-opts.h"
 
 extern char **environ;
 
@@ -584,7 +585,13 @@ int cmd_serve(int argc, char **argv) {
     if (sv.listen) {
         cmdipc_listener_t *l;
         char url[512];
-        rc = cmdipc_listen(sv.app.reg, pos[0], NULL, &l);
+        cmdipc_listen_opts_t lo; /* +sodium:// keys */
+        cmdipc_listen_opts_init(&lo);
+        lo.secure = cli_secure_opts(pos[0], 0, &rc);
+        if (rc == 0)
+            rc = cmdipc_listen(sv.app.reg, pos[0], &lo, &l);
+        else
+            rc = UV_EINVAL;
         if (rc == 0)
             rc = cmdipc_listener_url(l, url, sizeof(url));
         if (rc != 0) {

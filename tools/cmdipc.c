@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "secure-opts.h"
 
 static const char main_help[] =
     "Usage: cmdipc [-v] COMMAND [ARGS...]\n"
@@ -26,12 +27,14 @@ static const char main_help[] =
     "  emit ADDR EVENT [JSON]            emit an event\n"
     "  listen ADDR [EVENT...]            print events as NDJSON lines\n"
     "  serve ADDR --command ID=SHELL...  serve shell commands as cmd-ipc commands\n"
+    "  keygen PATH                       a key pair for the secure addresses\n"
     "  help [COMMAND]                    this text, or the help of COMMAND\n"
     "\n"
     "Addresses:\n"
     "  unix:///path/to/app.sock   a Unix socket\n"
     "  tcp://host:port            TCP, plain text (trusted networks only)\n"
-    "\n"
+    "  tcp+sodium://host:port     TCP, authenticated and encrypted (also unix+sodium://)\n"
+    "\n" CLI_SECURE_HELP "\n"
     "Options:\n"
     "  -h, --help      help; also after a command (cmdipc call --help)\n"
     "  -v, --verbose   more messages on stderr (-vv: debug)\n"
@@ -60,6 +63,7 @@ static const struct {
 } commands[] = {
     {"hub", cmd_hub},   {"list", cmd_list},     {"call", cmd_call},
     {"emit", cmd_emit}, {"listen", cmd_listen}, {"serve", cmd_serve},
+    {"keygen", cmd_keygen},
 };
 
 static char prog_buf[64];

@@ -60,6 +60,8 @@ typedef struct secure_conn_s {
     size_t have, want;
     uv_write_t wreq;
     uint8_t out[HS_IN_MAX];
+    uint8_t hdr[CMDIPC__STREAM_HEADER]; /* responder: sent with ready */
+    int send_hello;                     /* responder: hdr and ready not sent yet */
     cmdipc__ftx_t tx;
     cmdipc__frx_t rx;
     int rx_ready;
@@ -191,6 +193,8 @@ static void finish(secure_conn_t *s, int status) {
     }
     if (c->link != NULL)
         s->done(c->link, status);
+    if (status == 0 && s->send_hello && c->filter_data == s)
+        cmdipc__conn_kick(c); /* hdr_r and ready go out even if nothing else does */
 }
 
 static void fail(secure_conn_t *s, int status) {
@@ -280,22 +284,27 @@ static int respond(secure_conn_t *s) {
     memcpy(s->peer.bytes, s->hs.rs, CMDIPC_KEY_BYTES);
     if ((rc = split(s, s->out)) != 0)
         return rc;
-    int ok = authorized(s);
+    if (authorized(s)) {
+        /* hdr_r and ready lead the first batch the conn writes, which also
+         * carries whatever the registry sends as the channel attaches: the
+         * dialer comes up only once we are attached, ready for it. */
+        memcpy(s->hdr, s->out, CMDIPC__STREAM_HEADER);
+        s->send_hello = 1;
+        finish(s, 0);
+        return 0;
+    }
     cmdipc__buf_init(&b);
-    if (ok)
-        rc = cmdipc__ftx_control(&s->tx, CMDIPC__CTL_READY, NULL, 0, 0, &b);
-    else
-        rc = cmdipc__ftx_control(&s->tx, CMDIPC__CTL_ERROR, "E_UNAUTHORIZED", 1, 0, &b);
+    rc = cmdipc__ftx_control(&s->tx, CMDIPC__CTL_ERROR, "E_UNAUTHORIZED", 1, 0, &b);
     if (rc == 0 && b.len + CMDIPC__STREAM_HEADER > sizeof(s->out))
         rc = UV_ENOBUFS;
     if (rc == 0) {
         memcpy(s->out + CMDIPC__STREAM_HEADER, b.data, b.len);
-        s->result = ok ? 0 : CMDIPC_EUNAUTHORIZED;
+        s->result = CMDIPC_EUNAUTHORIZED;
         hs_expect(s, STEP_WRITE, 0);
         rc = hs_send(s, CMDIPC__STREAM_HEADER + b.len);
     }
     cmdipc__buf_free(&b);
-    if (rc == 0 && !ok) {
+    if (rc == 0) {
         char b64[CMDIPC_KEY_B64];
         cmdipc_registry_t *r = conn_registry(s->c);
         cmdipc_pubkey_to_base64(&s->peer, b64);
@@ -514,20 +523,13 @@ static void heartbeat_arm(secure_conn_t *s) {
     uv_timer_start(&c->ftimer, hs_timer_cb, next ? next : 1, 0);
 }
 
-static int f_input(cmdipc__conn_t *c, const char *p, size_t n) {
-    secure_conn_t *s = c->filter_data;
-    int rc;
-    if (n > 0) {
-        s->last_rx = uv_now(c->loop);
-        s->ping_sent = 0;
-        if ((rc = cmdipc__frx_feed(&s->rx, p, n)) != 0)
-            return rc;
-    }
-    while (cmdipc__conn_accepting(c)) {
+/* Decrypts what one read brought, then delivers its lines as one batch. */
+static int f_frames(cmdipc__conn_t *c, secure_conn_t *s) {
+    for (;;) {
         const uint8_t *m;
         size_t len;
         int ctl, fin;
-        rc = cmdipc__frx_next(&s->rx, &m, &len, &ctl, &fin);
+        int rc = cmdipc__frx_next(&s->rx, &m, &len, &ctl, &fin);
         if (rc <= 0)
             return rc;
         switch (ctl) {
@@ -557,7 +559,23 @@ static int f_input(cmdipc__conn_t *c, const char *p, size_t n) {
                 return CMDIPC_EPROTO; /* ready twice, or an unknown control */
         }
     }
-    return 0;
+}
+
+static int f_input(cmdipc__conn_t *c, const char *p, size_t n) {
+    secure_conn_t *s = c->filter_data;
+    int rc;
+    if (n > 0) {
+        s->last_rx = uv_now(c->loop);
+        s->ping_sent = 0;
+        if ((rc = cmdipc__frx_feed(&s->rx, p, n)) != 0)
+            return rc;
+    }
+    if (!cmdipc__conn_accepting(c))
+        return 0; /* paused: the frames wait in rx (one read's worth at most) */
+    rc = f_frames(c, s);
+    /* The lines before a bad frame still count; then the connection ends. */
+    cmdipc__conn_deliver(c);
+    return rc;
 }
 
 static int f_seal(cmdipc__conn_t *c, const char *p, size_t n, int final,
@@ -567,6 +585,14 @@ static int f_seal(cmdipc__conn_t *c, const char *p, size_t n, int final,
     int rc = 0;
     if (s->state != S_OPEN || s->tx.final_sent)
         return 0;
+    if (s->send_hello) {
+        s->send_hello = 0;
+        rc = cmdipc__buf_put(wire, s->hdr, sizeof(s->hdr));
+        if (rc == 0)
+            rc = cmdipc__ftx_control(&s->tx, CMDIPC__CTL_READY, NULL, 0, now, wire);
+        if (rc != 0)
+            return rc;
+    }
     if (s->want_pong) {
         s->want_pong = 0;
         rc = cmdipc__ftx_control(&s->tx, CMDIPC__CTL_PONG, NULL, 0, now, wire);

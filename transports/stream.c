@@ -375,6 +375,11 @@ static int conn_send(cmdipc__conn_t *c, cmdipc_msg_t *m) {
          * the same. */
         unsigned batch = c->last_batch * 2 / 3;
         batch = batch < FLUSH_MIN ? FLUSH_MIN : batch > FLUSH_MAX ? FLUSH_MAX : batch;
+        /* A secure conn seals each flush into one frame, whose fixed cost
+         * is that of sealing ~1 KiB: four times fewer, larger frames (at 64
+         * outstanding: 4.0 against 5.1 us of CPU per round trip). */
+        if (c->filter != NULL)
+            batch *= 4;
         if (++c->pending_msgs >= batch || c->pending.len >= FLUSH_BYTES) {
             flush(c);
         } else if (before == 0 && !c->delivering) {
@@ -736,10 +741,13 @@ int cmdipc__conn_push_lines(cmdipc__conn_t *c, const char *p, size_t n) {
     }
     memcpy(c->rbuf + c->rend, p, n);
     c->rend += n;
+    return 0;
+}
+
+void cmdipc__conn_deliver(cmdipc__conn_t *c) {
     deliver_lines(c);
     if (c->rend == 0)
         trim_buffer(&c->rbuf, &c->rcap, 0);
-    return 0;
 }
 
 void cmdipc__conn_kick(cmdipc__conn_t *c) {

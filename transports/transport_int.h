@@ -206,9 +206,12 @@ void cmdipc__link_attached(cmdipc__link_t *link);
 void cmdipc__conn_close(cmdipc__conn_t *c, int graceful, int status);
 /* Test hook: bytes the line splitter moved or copied, process-wide. */
 uint64_t cmdipc__stream_bytes_moved(void);
-/* For a filter: appends n bytes of whole lines to the read buffer and
- * delivers them (as many as the conn takes before it is paused). */
+/* For a filter: appends n bytes of whole lines to the read buffer (0 or
+ * UV_ENOMEM); cmdipc__conn_deliver() then hands the registry as many as it
+ * takes before the conn is paused. What one read brings is delivered as one
+ * batch, as on a plain stream (replies are flushed per batch). */
 int cmdipc__conn_push_lines(cmdipc__conn_t *c, const char *p, size_t n);
+void cmdipc__conn_deliver(cmdipc__conn_t *c);
 /* For a filter: control frames are due; flush soon even without lines. */
 void cmdipc__conn_kick(cmdipc__conn_t *c);
 /* 1 while the conn may still deliver lines (open, not paused). */

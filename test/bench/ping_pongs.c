@@ -18,6 +18,11 @@
  *               three busy processes on two cores. Ratio: to the direct
  *               unix connection (target >= 0.5x), and to the relay figure;
  *               medians of three interleaved rounds of all three.
+ *   tcp_sodium  math.add over tcp+sodium:// (Noise XK, secretstream frames) next
+ *               to plain tcp:// in interleaved rounds, medians compared
+ *               (target >= 0.8x at 64 outstanding); and handshakes/s: connect,
+ *               authenticate, come up, close, over and over, next to plain
+ *               TCP connections made the same way.
  *   unix_hub/relay  the same client and direct server with a byte relay in a
  *               third process (libuv, copies bytes, parses nothing): what any
  *               process in the middle costs on the machine, the ceiling for
@@ -47,7 +52,10 @@ static const char *filter;
 static char unix_path[108];
 static int tcp_port;
 
-enum { T_UNIX, T_TCP };
+enum { T_UNIX, T_TCP, T_SODIUM };
+/* tcp+sodium://: the server's and the client's keys (made before forking). */
+static cmdipc_keypair_t *srv_key, *cli_key;
+static cmdipc_pubkey_t srv_pub, cli_pub;
 enum { M_RAW, M_JSON_READ, M_JSON_MSG, M_JSON_8 };
 static const char *const mode_names[] = {"raw", "json_per_read", "json_per_msg", "json_flush8"};
 
@@ -273,12 +281,22 @@ static void serve_registry(const char *id, int transport, int with_add) {
         cmdipc_command_def_t def = {CMDIPC_COMMAND_DEF_VERSION, "math.add", NULL, NULL};
         cmdipc_registry_register(r, &def, add_fn, NULL, NULL, NULL);
     }
+    cmdipc_listen_opts_t lo;
+    cmdipc_secure_opts_t so;
+    cmdipc_listen_opts_init(&lo);
+    cmdipc_secure_opts_init(&so);
+    so.key = srv_key;
+    so.allow = &cli_pub;
+    so.n_allow = 1;
     if (transport == T_UNIX)
         snprintf(url, sizeof(url), "unix://%s", unix_path);
+    else if (transport == T_SODIUM)
+        snprintf(url, sizeof(url), "tcp+sodium://127.0.0.1:%d", tcp_port);
     else
         snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", tcp_port);
+    lo.secure = transport == T_SODIUM ? &so : NULL;
     unlink(unix_path);
-    int rc = cmdipc_listen(r, url, NULL, NULL);
+    int rc = cmdipc_listen(r, url, &lo, NULL);
     if (rc != 0)
         die("cmdipc_listen", rc);
     signal_ready();
@@ -699,9 +717,15 @@ static bench_result_t run_cmdipc(int transport, int k, const char *label, int vi
         snprintf(url, sizeof(url), "unix://%s",
                  via == VIA_RELAY ? relay_path : unix_path);
     else
-        snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", tcp_port);
+        snprintf(url, sizeof(url), "%s://127.0.0.1:%d",
+                 transport == T_SODIUM ? "tcp+sodium" : "tcp", tcp_port);
     cmdipc_connect_opts_t co;
+    cmdipc_secure_opts_t so;
     cmdipc_connect_opts_init(&co);
+    cmdipc_secure_opts_init(&so);
+    so.key = cli_key;
+    so.peer_key = &srv_pub;
+    co.secure = transport == T_SODIUM ? &so : NULL;
     co.reconnect = 0;
     int rc = cmdipc_connect(cc.r, url, hub ? "hub" : "server", &co, NULL);
     if (rc != 0)
@@ -718,6 +742,95 @@ static bench_result_t run_cmdipc(int transport, int k, const char *label, int vi
                               &cc.lat);
     bench_lat_free(&cc.lat);
     json_decref(cc.request);
+    return r;
+}
+
+/* ===========================================================================
+ * Connections per second: connect, (handshake,) up, close, again. */
+
+static struct {
+    uv_loop_t *loop;
+    cmdipc_registry_t *r;
+    int transport, measuring, stopping;
+    uint64_t measured, started, n;
+    bench_lat_t lat;
+    phase_t phase;
+} cn;
+
+static void cn_dial(void);
+
+static void cn_channel(cmdipc_registry_t *r, cmdipc_channel_t *ch,
+                       cmdipc_channel_event_t ev, int status, void *data) {
+    (void)r, (void)data;
+    if (ev == CMDIPC_CHANNEL_UP) {
+        if (cn.measuring) {
+            cn.measured++;
+            bench_lat_add(&cn.lat, uv_hrtime() - cn.started);
+        }
+        cmdipc_channel_close(ch);
+    } else if (ev == CMDIPC_CHANNEL_CLOSED) {
+        if (status != 0 && status != UV_EOF)
+            die("connection failed", status);
+        if (!cn.stopping)
+            cn_dial();
+        else
+            cmdipc_registry_close(cn.r, NULL, NULL);
+    }
+}
+
+static void cn_dial(void) {
+    char url[200], id[32];
+    cmdipc_connect_opts_t co;
+    cmdipc_secure_opts_t so;
+    cmdipc_connect_opts_init(&co);
+    cmdipc_secure_opts_init(&so);
+    so.key = cli_key;
+    so.peer_key = &srv_pub;
+    co.secure = cn.transport == T_SODIUM ? &so : NULL;
+    co.reconnect = 0;
+    snprintf(url, sizeof(url), "%s://127.0.0.1:%d",
+             cn.transport == T_SODIUM ? "tcp+sodium" : "tcp", tcp_port);
+    snprintf(id, sizeof(id), "s%llu", (unsigned long long)++cn.n);
+    cn.started = uv_hrtime();
+    int rc = cmdipc_connect(cn.r, url, id, &co, NULL);
+    if (rc != 0)
+        die("connect", rc);
+}
+
+static void cn_stage(phase_t *ph) {
+    cn.measuring = ph->stage == 1;
+    cn.stopping = ph->stage == 2;
+}
+
+static int cn_srv_transport;
+static void serve_connects(void) { serve_registry("server", cn_srv_transport, 0); }
+
+static bench_result_t run_connects(int transport) {
+    uv_loop_t loop;
+    char name[64];
+    memset(&cn, 0, sizeof(cn));
+    cn_srv_transport = cn.transport = transport;
+    pid_t pid = start_proc(serve_connects);
+    uv_loop_init(&loop);
+    cn.loop = &loop;
+    bench_lat_init(&cn.lat, 200000);
+    cmdipc_registry_opts_t o;
+    cmdipc_registry_opts_init(&o);
+    o.id = "client";
+    if (cmdipc_registry_new(&loop, &o, &cn.r) != 0)
+        die("registry", 0);
+    cmdipc_registry_set_channel_cb(cn.r, cn_channel, NULL);
+    cn.phase.on_stage = cn_stage;
+    phase_start(&cn.phase, &loop);
+    cn_dial();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uint64_t srv_cpu = bench_stop_child(pid);
+    uv_loop_close(&loop);
+    snprintf(name, sizeof(name), "ping_pongs/%s/connects",
+             transport == T_SODIUM ? "tcp_sodium" : "tcp");
+    bench_result_t r = finish(name, cn.measured, &cn.phase, srv_cpu, 1.0, &cn.lat);
+    r.unit = transport == T_SODIUM ? "handshakes" : "connects";
+    bench_lat_free(&cn.lat);
     return r;
 }
 
@@ -948,6 +1061,10 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     snprintf(unix_path, sizeof(unix_path), "/tmp/cmdipc-bench-%d.sock", (int)getpid());
     snprintf(relay_path, sizeof(relay_path), "%s.relay", unix_path);
+    if (cmdipc_keypair_generate(&srv_key) != 0 || cmdipc_keypair_generate(&cli_key) != 0)
+        die("keys", 0);
+    cmdipc_keypair_public(srv_key, &srv_pub);
+    cmdipc_keypair_public(cli_key, &cli_pub);
 
     static const int ks[] = {1, 64};
     for (int t = T_UNIX; t <= T_TCP; t++) {
@@ -1004,6 +1121,31 @@ int main(int argc, char **argv) {
                     "", "", hm.rate / rm.rate, ROUNDS, dm.rate);
             }
         }
+    }
+    /* The secure transport next to plain TCP: interleaved rounds, medians. */
+    for (int ki = 0; ki < 2; ki++) {
+        char name[96];
+        snprintf(name, sizeof(name), "ping_pongs/tcp_sodium/cmdipc/%d", ks[ki]);
+        if (!wanted(name))
+            continue;
+        bench_result_t plain[ROUNDS], sec[ROUNDS];
+        for (int r = 0; r < ROUNDS; r++) {
+            tcp_port = bench_free_tcp_port();
+            plain[r] = run_cmdipc(T_TCP, ks[ki], "tcp", VIA_NONE);
+            tcp_port = bench_free_tcp_port();
+            sec[r] = run_cmdipc(T_SODIUM, ks[ki], "tcp_sodium", VIA_NONE);
+        }
+        bench_result_t pm = bench_median(plain, ROUNDS), sm = bench_median(sec, ROUNDS);
+        bench_print(&sm, &pm);
+        bench_detail("medians of %d rounds, plain tcp:// %.0f rt/s", ROUNDS, pm.rate);
+    }
+    if (wanted("ping_pongs/tcp_sodium/connects")) {
+        tcp_port = bench_free_tcp_port();
+        bench_result_t pc = run_connects(T_TCP);
+        bench_print(&pc, NULL);
+        tcp_port = bench_free_tcp_port();
+        bench_result_t sc = run_connects(T_SODIUM);
+        bench_print(&sc, &pc);
     }
     for (int ki = 0; ki < 2; ki++) {
         if (!wanted("memory"))

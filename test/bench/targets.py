@@ -134,6 +134,18 @@ def main(argv):
     c.report(None if m is None else m["rate"] >= 200000, "in-memory, one loop",
              m and "%.0f round trips/s" % m["rate"], ">= 200,000/s")
 
+    sec = figs.get("ping_pongs/tcp_sodium/cmdipc/64")
+    c.report(None if sec is None or sec["ratio"] is None else sec["ratio"] >= 0.8,
+             "secure channel (tcp+sodium), 64 outstanding",
+             sec and "%.2fx plain TCP" % (sec["ratio"] or 0), ">= 0.8x")
+    sec = figs.get("ping_pongs/tcp_sodium/cmdipc/1")
+    if sec is not None and sec["ratio"] is not None:
+        print("  info    secure channel, 1 outstanding: %.2fx plain TCP" % sec["ratio"])
+    hs = figs.get("ping_pongs/tcp_sodium/connects")
+    if hs is not None:
+        print("  info    secure handshakes: %.0f/s (%.2fx plain TCP connections), p50 %.0f us" %
+              (hs["rate"], hs["ratio"] or 0, hs["p50"]))
+
     p = figs.get("pump/unix/cmdipc/1")
     c.report(None if p is None or p["ratio"] is None else p["ratio"] >= 0.75,
              "events one way over a unix socket",
