@@ -162,6 +162,7 @@ int cmdipc_registry_register(cmdipc_registry_t *r, const cmdipc_command_def_t *d
                              cmdipc_command_fn fn, void *data, cmdipc_register_cb done,
                              void *done_data) {
     if (r == NULL || def == NULL || fn == NULL || def->version == 0 ||
+        def->version > CMDIPC_COMMAND_DEF_VERSION ||
         cmdipc__check_id(def->id) ||
         (def->description != NULL &&
          !cmdipc__utf8_valid(def->description, strlen(def->description))) ||
@@ -317,3 +318,7 @@ int cmdipc__builtin_register(cmdipc_registry_t *r) {
     return 0;
 }
 
+void cmdipc_command_def_init(cmdipc_command_def_t *def) {
+    memset(def, 0, sizeof(*def));
+    def->version = CMDIPC_COMMAND_DEF_VERSION;
+}

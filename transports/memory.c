@@ -62,6 +62,7 @@ struct mem_pair_s {
 };
 
 void cmdipc_memory_opts_init(cmdipc_memory_opts_t *opts) {
+    memset(opts, 0, sizeof(*opts));
     opts->version = CMDIPC_MEMORY_OPTS_VERSION;
     opts->queue_max = 10000;
 }

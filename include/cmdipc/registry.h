@@ -253,6 +253,7 @@ typedef void (*cmdipc_register_cb)(cmdipc_registry_t *r, int status, const char 
                                    void *data);
 
 #define CMDIPC_COMMAND_DEF_VERSION 1
+/* The fields below; _init sets version and clears the rest. */
 
 typedef struct cmdipc_command_def_s {
     unsigned version; /* CMDIPC_COMMAND_DEF_VERSION */
@@ -264,6 +265,8 @@ typedef struct cmdipc_command_def_s {
      * "response" (JSON Schemas). Borrowed; frozen once passed. */
     json_t *schema;
 } cmdipc_command_def_t;
+
+CMDIPC_EXTERN void cmdipc_command_def_init(cmdipc_command_def_t *def);
 
 /* Registers a local command. The id is reserved at once; when the registry
  * has a router attached and the id is public, the command goes live after
