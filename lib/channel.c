@@ -155,6 +155,18 @@ int cmdipc_channel_peer(const cmdipc_channel_t *ch, cmdipc_peer_info_t *out) {
     return ch->ops->peer(ch, out);
 }
 
+static int channel_set_ref(cmdipc_channel_t *ch, int ref) {
+    if (ch == NULL)
+        return UV_EINVAL;
+    if (ch->ops->version < 2 || ch->ops->set_ref == NULL)
+        return UV_ENOTSUP;
+    ch->ops->set_ref(ch, ref);
+    return 0;
+}
+
+int cmdipc_channel_ref(cmdipc_channel_t *ch) { return channel_set_ref(ch, 1); }
+int cmdipc_channel_unref(cmdipc_channel_t *ch) { return channel_set_ref(ch, 0); }
+
 int cmdipc_channel_is_up(const cmdipc_channel_t *ch) {
     return ch->state == CMDIPC__CH_ATTACHED && !ch->down && !ch->failing;
 }

@@ -452,6 +452,7 @@ struct cmdipc_registry_s {
     int teardown_pending; /* closed during one of them */
     int handles_open;
     int handles_closing; /* uv_close called on timer and idle: nothing may be deferred */
+    int unref;            /* cmdipc_registry_unref(): its handles do not hold the loop */
     cmdipc__close_waiter_t *close_waiters; /* close callbacks, in call order */
     struct cmdipc__xt_s *xt; /* answers from other threads (first cmdipc_call_detach) */
     unsigned channels_closing;
@@ -539,6 +540,8 @@ int cmdipc__xt_answer(cmdipc_call_t *c, int status, json_t *result, const char *
  * is closed with handle_closed as its close callback. Returns 1 if there
  * was a handle to close. */
 int cmdipc__xt_shutdown(cmdipc_registry_t *r, uv_close_cb handle_closed);
+/* uv_ref/uv_unref of the cross-thread handle, when there is one. */
+void cmdipc__xt_set_ref(cmdipc_registry_t *r, int ref);
 
 /* Sends an execute error response to ch. */
 void cmdipc__reply_error(cmdipc_channel_t *ch, const char *thid, int status,

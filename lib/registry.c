@@ -319,6 +319,21 @@ int cmdipc_registry_new(uv_loop_t *loop, const cmdipc_registry_opts_t *opts,
 
 const char *cmdipc_registry_id(const cmdipc_registry_t *r) { return r->id; }
 int cmdipc_registry_is_closing(const cmdipc_registry_t *r) { return r->closing; }
+
+static void registry_set_ref(cmdipc_registry_t *r, int ref) {
+    r->unref = !ref;
+    uv_handle_t *hs[2] = {(uv_handle_t *)&r->timer, (uv_handle_t *)&r->idle};
+    for (int i = 0; i < 2; i++) {
+        if (ref)
+            uv_ref(hs[i]);
+        else
+            uv_unref(hs[i]);
+    }
+    cmdipc__xt_set_ref(r, ref);
+}
+
+void cmdipc_registry_ref(cmdipc_registry_t *r) { registry_set_ref(r, 1); }
+void cmdipc_registry_unref(cmdipc_registry_t *r) { registry_set_ref(r, 0); }
 int cmdipc_id_check(const char *id) { return cmdipc__check_id(id); }
 uv_loop_t *cmdipc_registry_loop(const cmdipc_registry_t *r) { return r->loop; }
 void *cmdipc_registry_get_data(const cmdipc_registry_t *r) { return r->data; }

@@ -89,6 +89,8 @@ int cmdipc_call_detach(cmdipc_call_t *call) {
         cmdipc__queue_init(&xt->done);
         r->xt = xt;
         r->handles_open++;
+        if (r->unref)
+            uv_unref((uv_handle_t *)&xt->async);
     }
     uv_mutex_lock(&r->xt->lock);
     r->xt->refs++;
@@ -198,4 +200,13 @@ int cmdipc__xt_shutdown(cmdipc_registry_t *r, uv_close_cb handle_closed) {
     xt->async.data = r;
     uv_close((uv_handle_t *)&xt->async, xt_handle_closed);
     return 1;
+}
+
+void cmdipc__xt_set_ref(cmdipc_registry_t *r, int ref) {
+    if (r->xt == NULL)
+        return;
+    if (ref)
+        uv_ref((uv_handle_t *)&r->xt->async);
+    else
+        uv_unref((uv_handle_t *)&r->xt->async);
 }

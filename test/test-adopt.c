@@ -353,6 +353,64 @@ TEST(listen_on_an_inherited_socket) {
     tu_close_all(&loop, cli, srv, NULL);
 }
 
+/* ref/unref as libuv handles have it: a registry with a pending deadline, a
+ * dialer waiting to reconnect, a listener, a memory channel: unreferenced,
+ * none of them keeps uv_run(UV_RUN_DEFAULT) running. */
+static int run_returns_within(uv_loop_t *loop, unsigned ms) {
+    uint64_t t0 = uv_hrtime();
+    uv_run(loop, UV_RUN_DEFAULT);
+    return (uv_hrtime() - t0) / 1000000 < ms;
+}
+
+TEST(unref_lets_the_loop_end) {
+    uv_loop_t loop;
+    char path[HARNESS_PATH_MAX], url[160];
+    ASSERT_OK(uv_loop_init(&loop));
+    cmdipc_registry_t *r = tu_registry(&loop, "r", "nowhere");
+    /* A dialer to a socket that does not exist: it retries forever. */
+    harness_scratch_path(path, sizeof(path), "none");
+    snprintf(url, sizeof(url), "unix://%s", path);
+    cmdipc_channel_t *dialer;
+    ASSERT_OK(cmdipc_connect(r, url, "nowhere", NULL, &dialer));
+    /* A listener, and a pending call with a long deadline. */
+    harness_scratch_path(path, sizeof(path), "lis");
+    snprintf(url, sizeof(url), "unix://%s", path);
+    cmdipc_listener_t *l;
+    ASSERT_OK(cmdipc_listen(r, url, NULL, &l));
+    tu_register(&loop, r, "never", tu_never_fn, NULL);
+    cmdipc_exec_opts_t eo;
+    cmdipc_exec_opts_init(&eo);
+    eo.timeout_ms = 60000;
+    tu_result_t res = {0};
+    ASSERT_OK(cmdipc_registry_execute(r, "never", NULL, &eo, tu_response_cb, &res, NULL));
+    /* A memory pair to a registry of the same loop. */
+    cmdipc_registry_t *m = tu_registry(&loop, "m", NULL);
+    cmdipc_channel_t *a, *b;
+    ASSERT_OK(cmdipc_memory_pair("m", "r", &a, &b));
+    ASSERT_OK(cmdipc_registry_attach(r, a));
+    ASSERT_OK(cmdipc_registry_attach(m, b));
+    for (int i = 0; i < 50; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    ASSERT(uv_loop_alive(&loop));
+    cmdipc_registry_unref(r);
+    cmdipc_registry_unref(m);
+    ASSERT_OK(cmdipc_channel_unref(dialer));
+    ASSERT_OK(cmdipc_channel_unref(a));
+    ASSERT_OK(cmdipc_channel_unref(b));
+    cmdipc_listener_unref(l);
+    ASSERT(run_returns_within(&loop, 3000)); /* nothing holds it now */
+    ASSERT_EQ(res.calls, 0);
+    /* Referenced again: the call's deadline keeps the loop (we do not wait
+     * for it: closing cancels it). */
+    cmdipc_registry_ref(r);
+    ASSERT(uv_loop_alive(&loop));
+    ASSERT_OK(cmdipc_channel_ref(dialer));
+    cmdipc_listener_ref(l);
+    tu_answer_never();
+    tu_close_all(&loop, r, m, NULL);
+    ASSERT_EQ(res.calls, 1);
+}
+
 TEST_LIST_BEGIN
 TEST_ENTRY(adopt_fd_socketpair)
 TEST_ENTRY(adopt_app_pipes_and_release)
@@ -360,4 +418,5 @@ TEST_ENTRY(adopt_refusals_leave_streams_untouched)
 TEST_ENTRY(adopt_connections_of_the_apps_tcp_server)
 TEST_ENTRY(spawn_with_extra_stdio_stderr_and_uid)
 TEST_ENTRY(listen_on_an_inherited_socket)
+TEST_ENTRY(unref_lets_the_loop_end)
 TEST_LIST_END

@@ -310,6 +310,20 @@ static void mem_pause(cmdipc_channel_t *ch, int pause) {
         uv_async_send(&e->async);
 }
 
+static void mem_set_ref(cmdipc_channel_t *ch, int ref) {
+    mem_end_t *e = cmdipc_channel_impl(ch);
+    uv_handle_t *hs[3] = {(uv_handle_t *)&e->async, (uv_handle_t *)&e->check,
+                          (uv_handle_t *)&e->prepare};
+    if (e->handle_closing)
+        return;
+    for (int i = 0; i < 3; i++) {
+        if (ref)
+            uv_ref(hs[i]);
+        else
+            uv_unref(hs[i]);
+    }
+}
+
 static void mem_close(cmdipc_channel_t *ch, int graceful) {
     (void)graceful; /* what we sent is handed over first either way */
     mem_end_t *e = cmdipc_channel_impl(ch);
@@ -354,6 +368,7 @@ static const cmdipc_channel_ops_t mem_ops = {
     .pause_reading = mem_pause,
     .close = mem_close,
     .free = mem_free,
+    .set_ref = mem_set_ref,
 };
 
 int cmdipc_memory_pair_ex(const char *id_a, const char *id_b, const cmdipc_memory_opts_t *opts,
@@ -496,6 +511,14 @@ static void inproc_handle_closed(uv_handle_t *h) {
     cmdipc__listener_closed(l);
 }
 
+static void inproc_set_ref(cmdipc_listener_t *l, int ref) {
+    inproc_t *ip = l->impl;
+    if (ref)
+        uv_ref((uv_handle_t *)&ip->async);
+    else
+        uv_unref((uv_handle_t *)&ip->async);
+}
+
 static void inproc_close(cmdipc_listener_t *l) {
     inproc_t *ip = l->impl;
     uv_mutex_lock(&table_lock);
@@ -555,6 +578,7 @@ int cmdipc__inproc_listen(cmdipc_listener_t *l, const char *name) {
     uv_mutex_unlock(&table_lock);
     l->impl = ip;
     l->close = inproc_close;
+    l->set_ref = inproc_set_ref;
     return 0;
 }
 

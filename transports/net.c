@@ -309,6 +309,16 @@ static void net_listener_close(cmdipc_listener_t *l) {
     uv_close(&nl->server.handle, server_closed);
 }
 
+static void net_listener_set_ref(cmdipc_listener_t *l, int ref) {
+    net_listener_t *nl = l->impl;
+    if (uv_is_closing(&nl->server.handle))
+        return;
+    if (ref)
+        uv_ref(&nl->server.handle);
+    else
+        uv_unref(&nl->server.handle);
+}
+
 static net_listener_t *net_listener_new(cmdipc_listener_t *l, int is_unix) {
     net_listener_t *nl = calloc(1, sizeof(*nl));
     if (nl == NULL)
@@ -431,6 +441,7 @@ int cmdipc__unix_listen(cmdipc_listener_t *l, const char *path) {
     }
     l->impl = nl;
     l->close = net_listener_close;
+    l->set_ref = net_listener_set_ref;
     return 0;
 }
 
@@ -476,6 +487,7 @@ int cmdipc__tcp_listen(cmdipc_listener_t *l, const char *hostport) {
     }
     l->impl = nl;
     l->close = net_listener_close;
+    l->set_ref = net_listener_set_ref;
     return 0;
 }
 
@@ -530,6 +542,7 @@ int cmdipc__fd_listen(cmdipc_listener_t *l, const char *rest) {
     close(fd);
     l->impl = nl;
     l->close = net_listener_close;
+    l->set_ref = net_listener_set_ref;
     return 0;
 }
 
@@ -727,6 +740,12 @@ static void dial(dialer_t *d) {
 
 static void dialer_closing(cmdipc__link_t *link) { dialer_stop(link->kind_data, 0); }
 
+static void dialer_ref(cmdipc__link_t *link, int ref) {
+    dialer_t *d = link->kind_data;
+    (void)ref;
+    cmdipc__link_apply_ref(link, (uv_handle_t *)&d->retry);
+}
+
 static void dialer_free(cmdipc__link_t *link) {
     dialer_t *d = link->kind_data;
     cmdipc__secure_cfg_free(d->secure);
@@ -801,6 +820,7 @@ int cmdipc__net_connect(cmdipc_registry_t *r, const char *url, const char *chann
     link->peer.url = link->url;
     link->conn_closed = dialer_conn_closed;
     link->closing_hook = dialer_closing;
+    link->ref_hook = dialer_ref;
     link->free_hook = dialer_free;
     uv_timer_init(d->loop, &d->retry);
     link->busy++;

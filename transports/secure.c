@@ -444,6 +444,7 @@ int cmdipc__secure_start(cmdipc__secure_cfg_t *cfg, cmdipc__conn_t *c, int initi
     c->filter = &filter_ops;
     uv_timer_init(c->loop, &c->ftimer);
     c->ftimer.data = c;
+    cmdipc__link_apply_ref(c->link, (uv_handle_t *)&c->ftimer);
     c->open_handles++;
     uv_timer_start(&c->ftimer, hs_timer_cb, cfg->handshake_timeout_ms, 0);
     if (initiator) {

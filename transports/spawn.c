@@ -163,6 +163,13 @@ static void spawn_conn_closed(cmdipc__link_t *link, int status) {
     spawn_maybe_report(link);
 }
 
+static void spawn_ref(cmdipc__link_t *link, int ref) {
+    spawn_t *s = link->kind_data;
+    (void)ref;
+    cmdipc__link_apply_ref(link, (uv_handle_t *)&s->proc);
+    cmdipc__link_apply_ref(link, (uv_handle_t *)&s->timer);
+}
+
 static void spawn_free(cmdipc__link_t *link) {
     spawn_t *s = link->kind_data;
     free(s->channel_id);
@@ -212,6 +219,7 @@ int cmdipc_spawn(cmdipc_registry_t *r, const char *channel_id, const cmdipc_spaw
     link->kind_data = s;
     link->conn_closed = spawn_conn_closed;
     link->free_hook = spawn_free;
+    link->ref_hook = spawn_ref;
     link->peer.url = "spawn";
     c->two = 1;
     uv_pipe_init(loop, &c->rio.pipe, 0); /* the child's stdout */

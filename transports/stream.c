@@ -687,6 +687,36 @@ void cmdipc__conn_fill_peer(cmdipc__link_t *link, cmdipc__conn_t *c) {
     }
 }
 
+void cmdipc__link_apply_ref(const cmdipc__link_t *link, uv_handle_t *h) {
+    if (h == NULL || h->loop == NULL || uv_is_closing(h))
+        return;
+    if (link != NULL && link->unref)
+        uv_unref(h);
+    else
+        uv_ref(h);
+}
+
+void cmdipc__conn_apply_ref(cmdipc__conn_t *c) {
+    const cmdipc__link_t *link = c->link;
+    cmdipc__link_apply_ref(link, (uv_handle_t *)c->rs);
+    if (c->ws != c->rs)
+        cmdipc__link_apply_ref(link, (uv_handle_t *)c->ws);
+    cmdipc__link_apply_ref(link, (uv_handle_t *)&c->check);
+    cmdipc__link_apply_ref(link, (uv_handle_t *)&c->prepare);
+    cmdipc__link_apply_ref(link, (uv_handle_t *)&c->idle);
+    cmdipc__link_apply_ref(link, (uv_handle_t *)&c->timer);
+    cmdipc__link_apply_ref(link, (uv_handle_t *)&c->ftimer);
+}
+
+static void link_set_ref(cmdipc_channel_t *ch, int ref) {
+    cmdipc__link_t *link = cmdipc_channel_impl(ch);
+    link->unref = !ref;
+    if (link->conn != NULL)
+        cmdipc__conn_apply_ref(link->conn);
+    if (link->ref_hook != NULL)
+        link->ref_hook(link, ref);
+}
+
 void cmdipc__conn_handles_ready(cmdipc__conn_t *c) {
     /* Only initialised handles are counted: one whose init failed is never
      * closed, and must not hold the conn open. */
@@ -702,6 +732,8 @@ void cmdipc__conn_handles_ready(cmdipc__conn_t *c) {
     } else {
         c->ws = c->rs;
     }
+    if (c->link != NULL && c->link->unref)
+        cmdipc__conn_apply_ref(c);
 }
 
 int cmdipc__conn_start(cmdipc__conn_t *c) {
@@ -863,6 +895,7 @@ const cmdipc_channel_ops_t cmdipc__stream_ops = {
     .close = link_close,
     .free = link_free,
     .peer = link_peer,
+    .set_ref = link_set_ref,
 };
 
 uint64_t cmdipc__backoff_ms(unsigned attempt, uint64_t min_ms, uint64_t max_ms,

@@ -18,6 +18,8 @@ struct cmdipc_listener_s {
     int closing;
     cmdipc_listen_opts_t opts;
     void (*close)(cmdipc_listener_t *l);
+    /* uv_ref/uv_unref of the scheme's listening handle. */
+    void (*set_ref)(cmdipc_listener_t *l, int ref);
     void *impl;
 };
 
@@ -167,6 +169,10 @@ struct cmdipc__link_s {
     /* The kind's part of ops->close (stop timers, kill a child...). */
     void (*closing_hook)(cmdipc__link_t *link);
     void (*free_hook)(cmdipc__link_t *link);
+    /* The kind's handles besides the conn's (a dialer's retry timer, a
+     * child's process) follow cmdipc_channel_unref(). May be NULL. */
+    void (*ref_hook)(cmdipc__link_t *link, int ref);
+    int unref;   /* cmdipc_channel_unref(): applied to every handle, new ones too */
     void *kind_data;
 };
 
@@ -179,6 +185,10 @@ cmdipc__link_t *cmdipc__link_new(int kind, const cmdipc__stream_limits_t *lim);
  * nothing is left open (a dialer only once closing), and releases the link
  * once the registry freed it too. */
 void cmdipc__link_settle(cmdipc__link_t *link);
+/* uv_ref or uv_unref h (if initialised) as the link wants. */
+void cmdipc__link_apply_ref(const cmdipc__link_t *link, uv_handle_t *h);
+/* The same for every handle of the conn. */
+void cmdipc__conn_apply_ref(cmdipc__conn_t *c);
 /* The link is done: report closed to the registry (once). */
 void cmdipc__link_report_closed(cmdipc__link_t *link, int status);
 

@@ -197,3 +197,13 @@ int cmdipc_connect(cmdipc_registry_t *r, const char *url, const char *channel_id
         return UV_EINVAL;
     return UV_EAFNOSUPPORT;
 }
+
+void cmdipc_listener_ref(cmdipc_listener_t *l) {
+    if (l != NULL && !l->closing && l->set_ref != NULL)
+        l->set_ref(l, 1);
+}
+
+void cmdipc_listener_unref(cmdipc_listener_t *l) {
+    if (l != NULL && !l->closing && l->set_ref != NULL)
+        l->set_ref(l, 0);
+}

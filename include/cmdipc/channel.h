@@ -166,7 +166,7 @@ typedef struct cmdipc_peer_info_s {
 } cmdipc_peer_info_t;
 
 
-#define CMDIPC_CHANNEL_OPS_VERSION 1
+#define CMDIPC_CHANNEL_OPS_VERSION 2
 
 typedef struct cmdipc_channel_ops_s {
     unsigned version; /* CMDIPC_CHANNEL_OPS_VERSION */
@@ -194,6 +194,11 @@ typedef struct cmdipc_channel_ops_s {
     void (*free)(cmdipc_channel_t *ch);
     /* What is known of the peer (see cmdipc_channel_peer()). May be NULL. */
     int (*peer)(const cmdipc_channel_t *ch, cmdipc_peer_info_t *out);
+    /* Version 2. ref = 0: none of the transport's handles for this channel
+     * (now or made later, such as a dialer's next connection) keeps the loop
+     * alive (uv_unref); 1: they do again. May be NULL (then
+     * cmdipc_channel_unref() returns UV_ENOTSUP). */
+    void (*set_ref)(cmdipc_channel_t *ch, int ref);
 } cmdipc_channel_ops_t;
 
 /* Creates a channel named id (copied; non-empty) with the transport's ops
@@ -231,6 +236,13 @@ typedef void (*cmdipc_list_cb)(cmdipc_registry_t *r, int status, json_t *command
  * CMDIPC_EOVERLOAD, CMDIPC_ECLOSED. */
 CMDIPC_EXTERN int cmdipc_channel_list_commands(cmdipc_channel_t *ch, cmdipc_list_cb cb,
                                                void *data);
+
+/* As uv_ref()/uv_unref() for the channel's handles: an unreferenced channel
+ * (a dialer waiting to reconnect, an idle connection) does not keep
+ * uv_run() running; its traffic still flows while the loop runs for
+ * something else. Return 0 or UV_ENOTSUP (the transport cannot). */
+CMDIPC_EXTERN int cmdipc_channel_ref(cmdipc_channel_t *ch);
+CMDIPC_EXTERN int cmdipc_channel_unref(cmdipc_channel_t *ch);
 
 /* 1 while the channel's link is up, 0 while a dialer reconnects. */
 CMDIPC_EXTERN int cmdipc_channel_is_up(const cmdipc_channel_t *ch);

@@ -188,6 +188,13 @@ CMDIPC_EXTERN void cmdipc_registry_close(cmdipc_registry_t *r, cmdipc_close_cb c
                                          void *data);
 
 CMDIPC_EXTERN const char *cmdipc_registry_id(const cmdipc_registry_t *r);
+/* As uv_ref()/uv_unref() for the registry's own handles (its deadline
+ * timer, its deferred-work idle, its cross-thread wake-up): unreferenced,
+ * pending deadlines do not keep uv_run() running. Channels and listeners
+ * have their own (cmdipc_channel_unref(), cmdipc_listener_unref()). */
+CMDIPC_EXTERN void cmdipc_registry_ref(cmdipc_registry_t *r);
+CMDIPC_EXTERN void cmdipc_registry_unref(cmdipc_registry_t *r);
+
 /* 1 once cmdipc_registry_close() was called (new work is refused). */
 CMDIPC_EXTERN int cmdipc_registry_is_closing(const cmdipc_registry_t *r);
 /* 0 if id is usable as a command, event or channel id (non-empty, UTF-8, no

@@ -113,6 +113,10 @@ CMDIPC_EXTERN void cmdipc_listener_close(cmdipc_listener_t *l);
  * written into buf. Returns 0 or UV_ENOBUFS. */
 CMDIPC_EXTERN int cmdipc_listener_url(const cmdipc_listener_t *l, char *buf, size_t size);
 CMDIPC_EXTERN cmdipc_registry_t *cmdipc_listener_registry(const cmdipc_listener_t *l);
+/* As uv_ref()/uv_unref() for the listening handle: unreferenced, waiting for
+ * connections does not keep uv_run() running. */
+CMDIPC_EXTERN void cmdipc_listener_ref(cmdipc_listener_t *l);
+CMDIPC_EXTERN void cmdipc_listener_unref(cmdipc_listener_t *l);
 
 #define CMDIPC_CONNECT_OPTS_VERSION 2
 typedef struct cmdipc_connect_opts_s {
