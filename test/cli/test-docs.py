@@ -105,7 +105,10 @@ class Mesh:
 
 
 def env_with_tool(extra=None):
-    env = dict(os.environ)
+    """A user's environment, the cmdipc under test first on PATH. Not meson's
+    LD_LIBRARY_PATH: the README's build/tools/cmdipc must find its own library
+    (its run path), not the one of the build under test (say, the ASan one)."""
+    env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
     env["PATH"] = os.path.dirname(CMDIPC) + os.pathsep + env.get("PATH", "")
     env.update(extra or {})
     return env
