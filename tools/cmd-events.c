@@ -23,7 +23,8 @@ static const char emit_help[] =
     "\n" ADDR_TEXT "\n"
     "Options:\n"
     "  -t, --timeout DURATION       wait at most DURATION for the confirmation\n"
-    "                               (default 30s)\n" CONNECT_OPTS "\n" DURATIONS "\n"
+    "                               (default 30s; 0: wait forever)\n" CONNECT_OPTS
+    "\n" DURATIONS "\n"
     "Exit status: 0 sent and confirmed, 13 sent but not confirmed in time, 14\n"
     "connection lost before the confirmation, 64 usage, 69 cannot connect (see\n"
     "'cmdipc --help').\n"
@@ -111,8 +112,6 @@ int cmd_emit(int argc, char **argv) {
                          e.event);
     if (n == 2 && (rc = cli_parse_json("the payload", pos[1], &e.payload)) != 0)
         return rc;
-    if (e.c.o.has_timeout && e.c.o.timeout_ms == 0)
-        e.c.o.has_timeout = 0, e.c.o.timeout_ms = 0; /* 0: the default */
     return client_run(&e.c, "cmdipc-emit", url, emit_ready, NULL, e.payload);
 }
 
