@@ -32,19 +32,12 @@ trap cleanup EXIT
 if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold="" plain=""; fi
 step() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 show() { printf '$ %s\n' "$*"; }
-# Waits (at most 10 s) until a command succeeds.
-wait_for() {
-    for _ in $(seq 200); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
-    echo "cli-demo: timed out waiting for: $*" >&2
-    exit 1
-}
-
 step "A hub on $sock"
 show "cmdipc hub $sock &"
-"$cmdipc" hub "$sock" >"$dir/hub.out" &
+"$cmdipc" hub "$sock" &
 pids+=($!)
-wait_for grep -q '^listening ' "$dir/hub.out"
-sed 's/^/  /' "$dir/hub.out"
+show "cmdipc wait $sock        # returns once the hub answers"
+"$cmdipc" wait "$sock"
 
 step "A service written with the library, and shell commands served by 'cmdipc serve'"
 show "cli-service $sock &"
@@ -55,12 +48,15 @@ show "cmdipc serve $sock -c 'text.upper=tr a-z A-Z' -c 'sys.kernel=uname -sr | .
     -c 'text.upper=tr a-z A-Z' -d 'text.upper=Upper-cases a JSON string' \
     -c 'sys.kernel=printf "\"%s\"" "$(uname -sr)"' -d 'sys.kernel=The kernel of the serving host' &
 pids+=($!)
-wait_for grep -q '^ready$' "$dir/service.out"
-wait_for sh -c "'$cmdipc' list '$sock' | grep -q sys.kernel"
+show "cmdipc wait $sock math.add greet.hello text.upper sys.kernel"
+"$cmdipc" wait "$sock" math.add greet.hello text.upper sys.kernel
 
 step "What the hub can reach"
 show "cmdipc list $sock"
 "$cmdipc" list "$sock"
+
+show "cmdipc describe $sock text.upper"
+"$cmdipc" describe "$sock" text.upper
 
 step "Calls, routed by the hub to whoever serves them"
 for args in "math.add {\"a\":2,\"b\":3}" "greet.hello \"Ada\"" "text.upper \"shout it\"" "sys.kernel"; do
@@ -70,6 +66,8 @@ for args in "math.add {\"a\":2,\"b\":3}" "greet.hello \"Ada\"" "text.upper \"sho
 done
 show "echo '{\"a\": 6, \"b\": 7}' | cmdipc call $sock math.mul -"
 echo '{"a": 6, "b": 7}' | "$cmdipc" call "$sock" math.mul -
+show "printf '{\"a\":1,\"b\":1}\\n{\"a\":2,\"b\":2}\\n' | cmdipc call --lines -j 2 $sock math.add"
+printf '{"a":1,"b":1}\n{"a":2,"b":2}\n' | "$cmdipc" call --lines -j 2 "$sock" math.add
 
 step "Errors: a message on stderr and an exit status per error"
 show "cmdipc call $sock math.add '{\"a\":\"two\"}'"
@@ -80,16 +78,21 @@ show "cmdipc call $sock no.such.command"
 rc=0
 "$cmdipc" call "$sock" no.such.command 2>&1 || rc=$?
 echo "  -> exit status $rc (not_found)"
-show "cmdipc call --timeout 200ms $sock math.slow '{\"ms\":5000}'"
+show "cmdipc call --timeout 0.2 $sock math.slow '{\"ms\":5000}'    # seconds"
 rc=0
-"$cmdipc" call --timeout 200ms "$sock" math.slow '{"ms":5000}' 2>&1 || rc=$?
+"$cmdipc" call --timeout 0.2 "$sock" math.slow '{"ms":5000}' 2>&1 || rc=$?
 echo "  -> exit status $rc (timeout)"
+show "cmdipc --json call $sock no.such.command"
+rc=0
+"$cmdipc" --json call "$sock" no.such.command 2>&1 || rc=$?
+echo "  -> exit status $rc"
 
 step "Events: 'listen' prints NDJSON; 'emit' and the library service emit"
 show "cmdipc listen --count 2 $sock &"
 "$cmdipc" listen -v --count 2 "$sock" >"$dir/events" 2>"$dir/listen.err" &
 listener=$!
-wait_for grep -q 'listening on' "$dir/listen.err"
+# listen -v says when it is listening: events emitted from then on reach it.
+until grep -qs 'listening on' "$dir/listen.err"; do sleep 0.05; done
 show "cmdipc emit $sock job.done '{\"id\":42}'"
 "$cmdipc" emit "$sock" job.done '{"id":42}'
 show "cmdipc call $sock math.mul '{\"a\":3,\"b\":4}'     # the service emits math.computed"

@@ -9,7 +9,9 @@ import sys
 lib, incdir = sys.argv[1], sys.argv[2]
 out = subprocess.run(["nm", "-D", "--defined-only", lib], capture_output=True, text=True,
                      check=True).stdout
-exported = {l.split()[-1] for l in out.splitlines() if len(l.split()) == 3 and l.split()[1] in "TDBR"}
+# Names carry their version node ("cmdipc_call_fail@@CMDIPC_0", cmdipc.map).
+exported = {l.split()[-1].split("@")[0] for l in out.splitlines()
+            if len(l.split()) == 3 and l.split()[1] in "TDBR"}
 declared = set()
 import glob
 for h in glob.glob(incdir + "/**/*.h", recursive=True):

@@ -18,7 +18,15 @@ static const char keygen_help[] =
     "the public key, base64, to PATH.pub and to stdout. Give PATH to --key, and the\n"
     "public key (or PATH.pub) to the other side's --peer-key or --allow.\n"
     "\n"
-    "Example:\n"
+    "Options:\n"
+    "  -q, --quiet                  do not print the public key\n"
+    "  -v, --verbose                say what happens on stderr\n"
+    "  -h, --help                   this help\n"
+    "\n"
+    "Exit status: 0 written, 64 usage, 1 the files could not be written (an\n"
+    "existing PATH is never replaced).\n"
+    "\n"
+    "Examples:\n"
     "  cmdipc keygen ~/.config/cmdipc/hub.key\n"
     "  cmdipc hub tcp+sodium://0.0.0.0:7400 --key ~/.config/cmdipc/hub.key \\\n"
     "      --allow \"$(cat client.key.pub)\"\n";
@@ -74,7 +82,8 @@ int cmd_keygen(int argc, char **argv) {
         rc = CLI_EXIT_OTHER;
         goto out;
     }
-    printf("%s\n", b64);
+    if (!cli_quiet)
+        printf("%s\n", b64);
     cli_info(1, "secret key in %s (mode 0600), public key in %s", pos[0], pub);
     rc = fflush(stdout) == 0 ? 0 : CLI_EXIT_OTHER;
 out:

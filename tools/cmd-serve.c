@@ -36,14 +36,28 @@ static const char serve_help[] =
     "Stdout that is not JSON is an internal_error too: quote text to return it\n"
     "(printf '\"%s\"' \"$(hostname)\"). Calls run concurrently.\n"
     "\n"
+    "ADDR is a URL (unix:///path/app.sock, tcp://host:port), a socket path\n"
+    "(/path/app.sock, ./app.sock) or stdio://; without it, $CMDIPC_ADDR.\n"
+    "\n"
     "Options:\n"
     "  -c, --command ID=SHELL        serve ID by running SHELL (repeat for more)\n"
     "  -d, --description ID=TEXT     the description of ID, shown by 'cmdipc list'\n"
+    "  -s, --schema ID=SCHEMA        the schema of ID: a file holding a JSON object\n"
+    "                                {\"request\": JSON Schema, \"response\": JSON "
+    "Schema}\n"
+    "                                (either may be left out), or that object itself\n"
+    "                                when SCHEMA starts with '{'. It is declared to\n"
+    "                                the mesh ('cmdipc describe' shows it), not\n"
+    "                                enforced: the shell command checks its input\n"
     "  -l, --listen                  listen on ADDR (prints 'listening ADDR' on stdout)\n"
     "  --connect-timeout DURATION    warn when ADDR is not reached within DURATION\n"
     "                                (default 10s; it keeps trying)\n"
+    "  -q, --quiet                   no 'listening' line, no warnings\n"
+    "  --json                        errors as JSON lines on stderr\n"
     "  -v, --verbose                 log registrations and calls (-vv: debug)\n"
     "  -h, --help                    this help\n"
+    "\n"
+    "DURATION is seconds, or a number with a unit: 500ms, 2s, 1.5m, 1h.\n"
     "\n"
     "SIGINT or SIGTERM stop it (exit 0): running commands get SIGTERM (SIGKILL 2 s\n"
     "later), their callers an error.\n"
@@ -54,9 +68,10 @@ static const char serve_help[] =
     "Examples:\n"
     "  cmdipc serve unix:///tmp/app.sock --command 'sys.uptime=cut -d\" \" -f1 "
     "/proc/uptime'\n"
-    "  cmdipc serve unix:///tmp/app.sock -c 'text.upper=tr a-z A-Z' -d "
-    "'text.upper=Upper-case "
-    "a JSON string'\n"
+    "  cmdipc serve /tmp/app.sock -c 'text.upper=tr a-z A-Z' -d "
+    "'text.upper=Upper-case a JSON string'\n"
+    "  cmdipc serve /tmp/app.sock -c 'text.upper=tr a-z A-Z' -s "
+    "'text.upper={\"request\":{\"type\":\"string\"}}'\n"
     "  cmdipc serve tcp://127.0.0.1:7400 -c 'disk.free=df -k / | awk \"NR==2 {print "
     "\\$4}\"'\n"
     "  cmdipc serve --listen unix:///tmp/tools.sock -c 'echo=cat'\n";
@@ -68,6 +83,7 @@ typedef struct serve_cmd_s {
     char *id;
     const char *shell;
     const char *description;
+    json_t *schema; /* owned; NULL = none */
     enum { CMD_NONE, CMD_PENDING, CMD_LIVE } state;
 } serve_cmd_t;
 
@@ -106,13 +122,49 @@ struct serve_s {
     int kill_timer_on;
 };
 
-enum { OPT_COMMAND = 1, OPT_DESCRIPTION, OPT_LISTEN, OPT_CONNECT_TIMEOUT };
+enum { OPT_COMMAND = 1, OPT_DESCRIPTION, OPT_SCHEMA, OPT_LISTEN, OPT_CONNECT_TIMEOUT };
 
 static serve_cmd_t *find_cmd(serve_t *sv, const char *id, size_t len) {
     for (size_t i = 0; i < sv->n_cmds; i++)
         if (strlen(sv->cmds[i].id) == len && strncmp(sv->cmds[i].id, id, len) == 0)
             return &sv->cmds[i];
     return NULL;
+}
+
+/* --schema ID=SCHEMA: a file, or the JSON itself when it starts with '{'.
+ * Checked against spec-v1's command-definition: an object whose members are
+ * only "request" and "response". */
+static int read_schema(serve_cmd_t *c, const char *spec) {
+    char why[512], *text = NULL;
+    size_t len;
+    const char *src = spec;
+    if (spec[0] != '{') {
+        if ((text = cli_read_file(spec, &len)) == NULL)
+            return cli_usage("--schema %s: cannot read %s: %s", c->id, spec,
+                             strerror(errno));
+        src = text;
+    } else {
+        len = strlen(spec);
+    }
+    int rc = cli_json_from_text(src, len, &c->schema, why, sizeof(why));
+    free(text);
+    if (rc != 0)
+        return cli_usage("--schema %s: %s is %s", c->id,
+                         spec[0] == '{' ? "the schema" : spec, why);
+    if (!json_is_object(c->schema))
+        return cli_usage("--schema %s: expected a JSON object {\"request\": ..., "
+                         "\"response\": ...}",
+                         c->id);
+    const char *key;
+    json_t *v;
+    json_object_foreach(c->schema, key, v) {
+        if (strcmp(key, "request") != 0 && strcmp(key, "response") != 0)
+            return cli_usage(
+                "--schema %s: unexpected member \"%s\" (a command schema has "
+                "only \"request\" and \"response\")",
+                c->id, key);
+    }
+    return 0;
 }
 
 static int serve_opt(int key, const char *arg, void *data) {
@@ -156,6 +208,17 @@ static int serve_opt(int key, const char *arg, void *data) {
                                  (int)(eq - arg), arg, (int)(eq - arg), arg);
             c->description = eq + 1;
             return 0;
+        case OPT_SCHEMA:
+            eq = strchr(arg, '=');
+            if (eq == NULL || eq == arg || eq[1] == '\0')
+                return cli_usage("invalid --schema '%s': expected ID=SCHEMA.json", arg);
+            c = find_cmd(sv, arg, (size_t)(eq - arg));
+            if (c == NULL)
+                return cli_usage("--schema %.*s: no --command %.*s before it",
+                                 (int)(eq - arg), arg, (int)(eq - arg), arg);
+            if (c->schema != NULL)
+                return cli_usage("--schema %.*s is given twice", (int)(eq - arg), arg);
+            return read_schema(c, eq + 1);
         default:
             return CLI_EXIT_USAGE;
     }
@@ -253,12 +316,12 @@ static void job_answer(job_t *j) {
                            JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
     if (v == NULL) {
         snprintf(msg, sizeof(msg), "%s: output is not JSON: %s at line %d, column %d", id,
-                 err.text, err.line, err.column);
+                 cli_json_error_text(&err), err.line, err.column);
         cmdipc_call_fail(j->call, CMDIPC_EINTERNAL, msg);
         return;
     }
     if (cmdipc_call_reply(j->call, v) != 0) /* the caller got internal_error */
-        cli_error("%s: the output cannot be sent (too deeply nested)", id);
+        cli_warn("%s: the output cannot be sent (too deeply nested)", id);
     json_decref(v);
 }
 
@@ -415,7 +478,7 @@ static void serve_call(cmdipc_call_t *call, json_t *request, void *data) {
     }
     if (rc != 0) {
         j->spawn_error = rc;
-        cli_error("%s: cannot run /bin/sh: %s", c->id, uv_strerror(rc));
+        cli_warn("%s: cannot run /bin/sh: %s", c->id, uv_strerror(rc));
         if (po.env != NULL)
             uv_close((uv_handle_t *)&j->proc, job_closed);
         else
@@ -461,14 +524,15 @@ static void serve_registered(cmdipc_registry_t *r, int status, const char *comma
     }
     c->state = CMD_NONE;
     if (status == CMDIPC_EDUPLICATE) {
+        cli_error_code("duplicate_command");
         cli_error("cannot serve %s: it is already served in the mesh", command_id);
         cli_app_finish(&sv->app, CLI_EXIT_DUPLICATE);
         return;
     }
     /* Disconnected or timed out: again now if the link is up, else at the
      * next UP. */
-    cli_error("warning: registration of %s failed (%s); retrying", command_id,
-              cmdipc_strerror(status));
+    cli_warn("registration of %s failed (%s); retrying", command_id,
+             cmdipc_strerror(status));
     cmdipc_channel_t *ch = cmdipc_registry_channel(sv->app.reg, CLI_PEER);
     if (ch != NULL && cmdipc_channel_is_up(ch))
         serve_register(sv);
@@ -480,7 +544,7 @@ static void serve_register(serve_t *sv) {
         if (c->state != CMD_NONE)
             continue;
         cmdipc_command_def_t def = {CMDIPC_COMMAND_DEF_VERSION, c->id, c->description,
-                                    NULL};
+                                    c->schema};
         int rc = cmdipc_registry_register(sv->app.reg, &def, serve_call, c,
                                           serve_registered, c);
         if (rc == 0) {
@@ -513,7 +577,7 @@ static void serve_closed_link(cli_app_t *app, int status) {
 /* The library says so as a warning ("channel peer down (...)"). */
 static void serve_down(cli_app_t *app, int status) {
     /* A serve process without its hub is news even without -v. */
-    cli_info(0, "warning: connection to %s lost (%s); reconnecting", app->url,
+    cli_warn("connection to %s lost (%s); reconnecting", app->url,
              cmdipc_strerror(status));
 }
 
@@ -554,6 +618,7 @@ int cmd_serve(int argc, char **argv) {
     static const cli_opt_t opts[] = {
         {"command", 'c', 1, OPT_COMMAND},
         {"description", 'd', 1, OPT_DESCRIPTION},
+        {"schema", 's', 1, OPT_SCHEMA},
         {"listen", 'l', 0, OPT_LISTEN},
         {"connect-timeout", 0, 1, OPT_CONNECT_TIMEOUT},
         {NULL, 0, 0, 0},
@@ -562,9 +627,10 @@ int cmd_serve(int argc, char **argv) {
     memset(&sv, 0, sizeof(sv));
     sv.app.connect_timeout_ms = 10000;
     char *pos[1];
+    const char *url = NULL;
     int n, rc = cli_parse(argc, argv, opts, serve_opt, &sv, serve_help, pos, 1, &n);
-    if (rc == 0 && n < 1)
-        rc = cli_usage("expected ADDR");
+    if (rc == 0)
+        rc = cli_take_addr(pos, &n, &url);
     if (rc == 0 && sv.n_cmds == 0)
         rc = cli_usage("nothing to serve: give at least one --command ID=SHELL-COMMAND");
     if (rc != 0)
@@ -580,30 +646,30 @@ int cmd_serve(int argc, char **argv) {
     if ((rc = cli_app_init(&sv.app, &ro, 1)) != 0)
         goto out;
     sv.app.data = &sv;
-    sv.app.url = pos[0];
+    sv.app.url = url;
     sv.app.on_registry_closed = serve_closed;
     if (sv.listen) {
         cmdipc_listener_t *l;
-        char url[512];
+        char actual[512];
         cmdipc_listen_opts_t lo; /* +sodium:// keys */
         cmdipc_listen_opts_init(&lo);
-        lo.secure = cli_secure_opts(pos[0], 0, &rc);
+        lo.secure = cli_secure_opts(url, 0, &rc);
         if (rc == 0)
-            rc = cmdipc_listen(sv.app.reg, pos[0], &lo, &l);
+            rc = cmdipc_listen(sv.app.reg, url, &lo, &l);
         else
             rc = UV_EINVAL;
         if (rc == 0)
-            rc = cmdipc_listener_url(l, url, sizeof(url));
+            rc = cmdipc_listener_url(l, actual, sizeof(actual));
         if (rc != 0) {
-            int usage = rc == UV_EINVAL || rc == UV_EAFNOSUPPORT || rc == UV_ENAMETOOLONG;
-            cli_error("cannot listen on %s: %s", pos[0], cmdipc_strerror(rc));
-            cli_app_finish(&sv.app, usage ? CLI_EXIT_USAGE : CLI_EXIT_CONNECT);
+            cli_app_finish(&sv.app, cli_listen_failed(url, rc));
         } else {
             /* A root: the commands are live at once. */
             sv.app.url = NULL; /* no peer channel to watch */
             serve_register(&sv);
-            printf("listening %s\n", url);
-            fflush(stdout);
+            if (!cli_quiet) {
+                printf("listening %s\n", actual);
+                fflush(stdout);
+            }
         }
     } else {
         sv.app.reconnect = 1;
@@ -614,8 +680,10 @@ int cmd_serve(int argc, char **argv) {
     }
     rc = cli_app_run(&sv.app);
 out:
-    for (size_t i = 0; i < sv.n_cmds; i++)
+    for (size_t i = 0; i < sv.n_cmds; i++) {
         free(sv.cmds[i].id);
+        json_decref(sv.cmds[i].schema);
+    }
     free(sv.cmds);
     return rc < 0 ? 0 : rc;
 }

@@ -15,7 +15,7 @@
 #include "secure-opts.h"
 
 static const char main_help[] =
-    "Usage: cmdipc [-v] COMMAND [ARGS...]\n"
+    "Usage: cmdipc [-v] [-q] [--json] COMMAND [ARGS...]\n"
     "\n"
     "Talk to cmd-ipc (spec-v1) registries from the shell: run a hub, call commands,\n"
     "emit and follow events, expose shell commands as cmd-ipc commands.\n"
@@ -23,7 +23,9 @@ static const char main_help[] =
     "Commands:\n"
     "  hub ADDR...                       run a root registry routing between its peers\n"
     "  list ADDR                         print the commands reachable at ADDR\n"
+    "  describe ADDR COMMAND             print one command: owner, description, schema\n"
     "  call ADDR COMMAND [JSON]          execute COMMAND, print its result as JSON\n"
+    "  wait ADDR [COMMAND...]            wait until ADDR answers and serves COMMANDs\n"
     "  emit ADDR EVENT [JSON]            emit an event\n"
     "  listen ADDR [EVENT...]            print events as NDJSON lines\n"
     "  serve ADDR --command ID=SHELL...  serve shell commands as cmd-ipc commands\n"
@@ -31,64 +33,128 @@ static const char main_help[] =
     "  help [COMMAND]                    this text, or the help of COMMAND\n"
     "\n"
     "Addresses:\n"
-    "  unix:///path/to/app.sock   a Unix socket\n"
+    "  unix:///path/to/app.sock   a Unix socket; a plain path (/path/to/app.sock,\n"
+    "                             ./app.sock) means the same\n"
     "  tcp://host:port            TCP, plain text (trusted networks only)\n"
     "  tcp+sodium://host:port     TCP, authenticated and encrypted (also unix+sodium://)\n"
+    "  Without ADDR, the environment variable CMDIPC_ADDR gives it.\n"
     "\n" CLI_SECURE_HELP "\n"
-    "Options:\n"
-    "  -h, --help      help; also after a command (cmdipc call --help)\n"
+    "Options (each also after COMMAND):\n"
+    "  -h, --help      help; after a command, its help (cmdipc call --help)\n"
     "  -v, --verbose   more messages on stderr (-vv: debug)\n"
+    "  -q, --quiet     no results or listings on stdout, no warnings: the exit\n"
+    "                  status (and errors on stderr) say how it went\n"
+    "  --json          errors as one JSON line on stderr:\n"
+    "                  "
+    "{\"level\":\"error\",\"code\":\"not_found\",\"message\":...,\"exit\":10}\n"
+    "                  (list and describe also print JSON)\n"
     "  --version       print the version\n"
     "\n"
     "JSON arguments may be any JSON value ('{\"a\":1}', '\"text\"', 42, null); '-'\n"
     "reads it from stdin. Invalid JSON is a usage error, reported before anything\n"
-    "is sent.\n"
+    "is sent. A command without a result prints null (JSON null and no result are\n"
+    "the same in cmd-ipc).\n"
+    "\n"
+    "Durations (--timeout, --connect-timeout) are seconds, or a number with a unit:\n"
+    "500ms, 2s, 1.5m, 1h.\n"
+    "\n"
+    "Environment:\n"
+    "  CMDIPC_ADDR    the address used when a command is given none\n"
     "\n" CLI_EXIT_TABLE "\n"
     "Examples:\n"
     "  cmdipc hub unix://$XDG_RUNTIME_DIR/app.sock &\n"
-    "  cmdipc serve unix://$XDG_RUNTIME_DIR/app.sock --command 'sys.uptime=cat "
-    "/proc/uptime "
-    "| cut -d\" \" -f1' &\n"
+    "  cmdipc serve unix://$XDG_RUNTIME_DIR/app.sock --command 'sys.uptime=cut -d\" \" "
+    "-f1 /proc/uptime' &\n"
+    "  cmdipc wait unix://$XDG_RUNTIME_DIR/app.sock sys.uptime\n"
     "  cmdipc list unix://$XDG_RUNTIME_DIR/app.sock\n"
-    "  cmdipc call unix://$XDG_RUNTIME_DIR/app.sock sys.uptime\n"
-    "  cmdipc listen unix://$XDG_RUNTIME_DIR/app.sock 'job.*' | while read -r line; do "
-    "...; "
-    "done\n";
+    "  export CMDIPC_ADDR=$XDG_RUNTIME_DIR/app.sock\n"
+    "  cmdipc call sys.uptime\n"
+    "  cmdipc listen 'job.*' | while read -r line; do ...; done\n";
 
-static void print_main_help(FILE *f) { fputs(main_help, f); }
+static const char help_help[] =
+    "Usage: cmdipc help [COMMAND]\n"
+    "\n"
+    "Prints the overview of cmdipc, or the help of COMMAND (the same text as\n"
+    "'cmdipc COMMAND --help').\n"
+    "\n"
+    "Exit status: 0, or 64 for an unknown COMMAND.\n"
+    "\n"
+    "Examples:\n"
+    "  cmdipc help\n"
+    "  cmdipc help call\n";
 
 static const struct {
     const char *name;
     int (*fn)(int argc, char **argv);
 } commands[] = {
-    {"hub", cmd_hub},   {"list", cmd_list},     {"call", cmd_call},
-    {"emit", cmd_emit}, {"listen", cmd_listen}, {"serve", cmd_serve},
-    {"keygen", cmd_keygen},
+    {"hub", cmd_hub},       {"list", cmd_list},   {"describe", cmd_describe},
+    {"call", cmd_call},     {"wait", cmd_wait},   {"emit", cmd_emit},
+    {"listen", cmd_listen}, {"serve", cmd_serve}, {"keygen", cmd_keygen},
 };
 
 static char prog_buf[64];
 
-static int run_command(const char *name, int argc, char **argv) {
-    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-        if (strcmp(commands[i].name, name) == 0) {
-            snprintf(prog_buf, sizeof(prog_buf), "cmdipc %s", name);
-            cli_prog = prog_buf;
-            return commands[i].fn(argc, argv);
-        }
-    }
+static int find_command(const char *name) {
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static int unknown_command(const char *name) {
     cli_error("unknown command '%s'", name);
-    fprintf(stderr, "Try 'cmdipc --help'.\n");
+    if (!cli_json)
+        fprintf(stderr, "Try 'cmdipc --help'.\n");
     return CLI_EXIT_USAGE;
 }
 
-int main(int argc, char **argv) {
-    /* A peer that goes away must not kill us in the middle of a write. */
-    signal(SIGPIPE, SIG_IGN);
+static int run_command(const char *name, int argc, char **argv) {
+    int i = find_command(name);
+    if (i < 0)
+        return unknown_command(name);
+    snprintf(prog_buf, sizeof(prog_buf), "cmdipc %s", name);
+    cli_prog = prog_buf;
+    return commands[i].fn(argc, argv);
+}
+
+/* cmdipc help [COMMAND]: options are those of every command (-h, -v...). */
+static int cmd_help(int argc, char **argv) {
+    char *pos[1];
+    int n;
+    cli_prog = "cmdipc help";
+    int rc = cli_parse(argc, argv, NULL, NULL, NULL, help_help, pos, 1, &n);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    if (n == 0) {
+        fputs(main_help, stdout);
+        return 0;
+    }
+    if (strcmp(pos[0], "help") == 0) {
+        fputs(help_help, stdout);
+        return 0;
+    }
+    if (find_command(pos[0]) < 0) {
+        cli_prog = "cmdipc";
+        return unknown_command(pos[0]);
+    }
+    char *help_argv[] = {pos[0], "--help", NULL};
+    return run_command(pos[0], 2, help_argv);
+}
+
+/* --json must hold for errors found while parsing too: looked for first
+ * (up to "--"). */
+static void scan_json(int argc, char **argv) {
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--json") == 0)
+            cli_json = 1;
+}
+
+static int run(int argc, char **argv) {
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            print_main_help(stdout);
+            fputs(main_help, stdout);
             return 0;
         }
         if (strcmp(a, "--version") == 0) {
@@ -100,6 +166,12 @@ int main(int argc, char **argv) {
             cli_verbosity++;
             continue;
         }
+        if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+            cli_quiet = 1;
+            continue;
+        }
+        if (strcmp(a, "--json") == 0)
+            continue; /* scan_json */
         if (a[1] == 'v' && strspn(a + 1, "v") == strlen(a + 1)) {
             cli_verbosity += (int)strlen(a + 1);
             continue;
@@ -107,16 +179,18 @@ int main(int argc, char **argv) {
         return cli_usage("unknown option '%s'", a);
     }
     if (i == argc) {
-        print_main_help(stderr);
+        fputs(main_help, stderr);
+        cli_error("expected a COMMAND");
         return CLI_EXIT_USAGE;
     }
-    if (strcmp(argv[i], "help") == 0) {
-        if (i + 1 == argc) {
-            print_main_help(stdout);
-            return 0;
-        }
-        char *help_argv[] = {argv[i + 1], "--help", NULL};
-        return run_command(argv[i + 1], 2, help_argv);
-    }
+    if (strcmp(argv[i], "help") == 0)
+        return cmd_help(argc - i, argv + i);
     return run_command(argv[i], argc - i, argv + i);
+}
+
+int main(int argc, char **argv) {
+    /* A peer that goes away must not kill us in the middle of a write. */
+    signal(SIGPIPE, SIG_IGN);
+    scan_json(argc, argv);
+    return cli_exit(run(argc, argv));
 }

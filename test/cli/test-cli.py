@@ -12,8 +12,10 @@ Readiness comes from the processes themselves (the hub's "listening" lines,
 cli-service's "ready", `listen -v`'s "listening on", a command's flag file);
 no test sleeps to synchronise. Every child is killed at the end.
 """
+import calendar
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -40,7 +42,7 @@ class Failure(Exception):
 
 def check(cond, what, *details):
     if not cond:
-        raise Failure(what + "".join("\n" + str(d) for d in details))
+        raise Failure(str(what) + "".join("\n" + str(d) for d in details))
 
 
 # ---------------------------------------------------------------------------
@@ -245,6 +247,22 @@ def scratch_dir():
     return tempfile.mkdtemp(prefix="cmdipc-cli-", dir=base)
 
 
+SYNC_STEP = ("sync.step=read -r r; r=${r#\\\"}; r=${r%\\\"}; case $r in "
+             "w:*) while [ ! -f \"${r#w:}\" ]; do sleep 0.02; done; echo '\"waited\"';; "
+             "t:*) touch \"${r#t:}\"; echo '\"touched\"';; *) echo bad >&2; exit 1;; esac")
+
+SCHEMA = {"request": {"type": "object", "required": ["a"],
+                      "properties": {"a": {"type": "integer"}}},
+          "response": {"type": "integer"}}
+
+
+def write_schema():
+    path = "%s/schema.json" % M.dir
+    with open(path, "w") as f:
+        json.dump(SCHEMA, f)
+    return path
+
+
 def setup_mesh():
     M.dir = scratch_dir()
     M.sock = "unix://%s/hub.sock" % M.dir
@@ -260,7 +278,11 @@ def setup_mesh():
                       "-c", "sh.none=cat >/dev/null",
                       "-c", "conc.wait=while [ ! -f %s/go ]; do sleep 0.02; done; echo '\"waited\"'"
                       % M.dir,
-                      "-c", "conc.go=touch %s/go; echo '\"went\"'" % M.dir],
+                      "-c", "conc.go=touch %s/go; echo '\"went\"'" % M.dir,
+                      # "w:PATH" waits for PATH to exist, "t:PATH" creates it.
+                      "-c", SYNC_STEP,
+                      "-c", "schema.cmd=cat", "-d", "schema.cmd=Has a schema",
+                      "-s", "schema.cmd=%s" % write_schema()],
                      "serve A")
     M.serve_b = Proc([CMDIPC, "serve", M.tcp,
                       "-c", "b.hello=echo '\"hello from B\"'",
@@ -371,8 +393,15 @@ def cannot_connect_is_69():
         expect(["list", addr], EXIT["unavailable"], err="cannot connect")
         expect(["emit", addr, "ev.x"], EXIT["unavailable"], err="cannot connect")
         expect(["listen", addr], EXIT["unavailable"], err="cannot connect")
-    expect(["hub", "unix:///nonexistent-dir/for/sure/hub.sock"], EXIT["unavailable"],
-           err="cannot listen")
+    # libuv reports a missing directory as "permission denied": the tool says
+    # which it is.
+    _, se = expect(["hub", "unix:///nonexistent-dir/for/sure/hub.sock"], EXIT["unavailable"],
+                   err="directory /nonexistent-dir/for/sure does not exist")
+    check("permission denied" not in se, se)
+    d = "%s/locked" % M.dir
+    os.mkdir(d, 0o500)
+    if os.getuid() != 0:  # root may write anywhere: no permission to lack
+        expect(["hub", "unix://%s/hub.sock" % d], EXIT["unavailable"], err="permission denied")
 
 
 @test
@@ -394,8 +423,14 @@ def list_shows_every_command_with_owner_and_description():
     check("Echo the request" in rows["text.echo"], "no description: %r" % rows["text.echo"])
     check(rows["cmdipc.commands"].split()[1] == "local", rows["cmdipc.commands"])
     owner = {c: rows[c].split()[1] for c in ("text.echo", "b.hello", "math.add")}
-    check(all(o.startswith("conn-") for o in owner.values()), "owners: %r" % owner)
+    # Over the Unix socket the hub knows the peer's pid and process name
+    # (SO_PEERCRED, /proc/PID/comm); over TCP its address.
+    check(owner["text.echo"] == "cmdipc[%d]" % M.serve_a.p.pid, "owners: %r" % owner)
+    check(all(owner[c].startswith("127.0.0.1:") for c in ("b.hello", "math.add")),
+          "owners: %r" % owner)
     check(len(set(owner.values())) == 3, "unix, tcp and service owners collide: %r" % owner)
+    ids = [l.split()[0] for l in lines[1:]]
+    check(ids == sorted(ids), "not sorted by id: %r" % ids)
     so, _ = expect(["list", "--no-header", M.tcp], 0)
     check(so.splitlines() == lines[1:], "list over TCP differs:\n%s\n%s" % (so, lines))
 
@@ -405,9 +440,12 @@ def list_json_is_ndjson():
     so, _ = expect(["list", "--json", M.tcp], 0)
     cmds = [json.loads(l) for l in so.splitlines()]
     by_id = {c["id"]: c for c in cmds}
+    peer = {"pid": M.serve_a.p.pid, "uid": os.getuid(), "gid": os.getgid(), "name": "cmdipc"}
     check(by_id["text.echo"] == {"id": "text.echo", "description": "Echo the request",
-                                 "channel": by_id["text.echo"]["channel"], "local": False},
-          by_id["text.echo"])
+                                 "channel": by_id["text.echo"]["channel"], "peer": peer,
+                                 "local": False},
+          repr(by_id["text.echo"]))
+    check(by_id["b.hello"]["peer"]["address"].startswith("127.0.0.1:"), repr(by_id["b.hello"]))
     check(by_id["cmdipc.commands"]["local"] is True, by_id["cmdipc.commands"])
     check([c["id"] for c in cmds] == sorted(by_id), "not sorted: %r" % [c["id"] for c in cmds])
 
@@ -419,9 +457,11 @@ def call_reaches_serve_over_unix_with_any_json_value():
         check(json.loads(so) == json.loads(value), "echo %s -> %r" % (value, so))
     expect(["call", M.unix, "text.upper", '"shout"'], 0, out='"SHOUT"\n')
     expect(["call", "-r", M.unix, "text.upper", '"shout"'], 0, out="SHOUT\n")
-    # No request: the child reads "null", echoes it; null is "absent": no output.
-    expect(["call", M.unix, "text.echo"], 0, out="")
-    expect(["call", M.unix, "sh.none", '{"x":1}'], 0, out="")
+    # No request: the child reads "null" and echoes it. A JSON null and no
+    # result are the same in cmd-ipc: both print null.
+    expect(["call", M.unix, "text.echo"], 0, out="null\n")
+    expect(["call", M.unix, "text.echo", "null"], 0, out="null\n")
+    expect(["call", M.unix, "sh.none", '{"x":1}'], 0, out="null\n")
     so, _ = expect(["call", "--pretty", M.unix, "text.echo", '{"a":[1]}'], 0)
     check(so == '{\n  "a": [\n    1\n  ]\n}\n', "pretty: %r" % so)
 
@@ -734,6 +774,379 @@ def hub_mode_sets_the_socket_permissions():
         expect(["call", addr, "cmdipc.commands"], 0)
     finally:
         hub.kill()
+
+
+# ---------------------------------------------------------------------------
+# Durations, null, messages.
+
+@test
+def durations_bare_numbers_are_seconds():
+    # 2 is two seconds (it was 2 ms): a 100 ms call fits in it.
+    expect(["call", "--timeout", "2", M.unix, "math.slow", '{"ms":100}'], 0, out='"finally"\n')
+    for d in ("2s", "2000ms", "0.05m", "1h"):
+        expect(["call", "--timeout", d, M.unix, "math.slow", '{"ms":10}'], 0, out='"finally"\n')
+    t0 = time.monotonic()
+    _, se = expect(["call", "-t", "0.3", M.unix, "math.slow", '{"ms":20000}'], EXIT["timeout"])
+    check(time.monotonic() - t0 < 15, "the timeout took too long")
+    for bad in ("5x", "-1", "s", "1.5 s", "+2"):
+        _, se = expect(["call", "--timeout", bad, M.unix, "text.echo"], EXIT["usage"],
+                       err="invalid duration")
+    expect(["wait", "--timeout", "2x", M.unix], EXIT["usage"], err="invalid duration")
+    expect(["emit", "--timeout", "ms", M.unix, "e.x"], EXIT["usage"], err="invalid duration")
+    expect(["list", "--connect-timeout", "1q", M.unix], EXIT["usage"], err="invalid duration")
+    # Messages say durations the way they are written.
+    _, se = expect(["wait", "-t", "250ms", "unix://%s/never.sock" % M.dir], EXIT["unavailable"])
+    check("within 250ms" in se, se)
+
+
+@test
+def nul_in_json_is_explained_without_jansson_flag_names():
+    nowhere = "unix://%s/nowhere.sock" % M.dir
+    _, se = expect(["call", nowhere, "text.echo", '"a\\u0000b"'], EXIT["usage"], err="NUL")
+    check("JSON_ALLOW_NUL" not in se and "column" in se, se)
+    # The same for a shell command's output.
+    sv = Proc([CMDIPC, "serve", M.unix, "-c", "nul.out=printf '\"a\\\\u0000b\"'"], "serve nul")
+    try:
+        wait_commands(M.unix, ["nul.out"])
+        _, se = expect(["call", M.unix, "nul.out"], EXIT["internal_error"], err="NUL")
+        check("JSON_ALLOW_NUL" not in se, se)
+    finally:
+        sv.kill()
+
+
+@test
+def help_of_help():
+    so, _ = expect(["help", "--help"], 0)
+    check(so.startswith("Usage: cmdipc help"), so[:60])
+    so2, _ = expect(["help", "help"], 0)
+    check(so2 == so, "help help differs from help --help")
+    so, _ = expect(["help", "wait"], 0)
+    check(so == cmdipc("wait", "--help")[1], "help wait differs")
+    expect(["help", "nope"], EXIT["usage"], err="unknown command 'nope'")
+
+
+# ---------------------------------------------------------------------------
+# wait, call --wait.
+
+@test
+def wait_returns_once_the_hub_and_the_commands_are_up():
+    d = "%s/waiting" % M.dir
+    os.mkdir(d)
+    addr = "unix://%s/hub.sock" % d
+    # Started before anything exists: no socket file, then no command.
+    waiter = Proc([CMDIPC, "wait", "--timeout", "60", addr, "late.cmd", "late.other"], "wait")
+    caller = Proc([CMDIPC, "call", "--wait", "--connect-timeout", "60", addr, "late.cmd",
+                   '"x"'], "call --wait")
+    hub, _ = start_hub(addr)
+    sv = None
+    try:
+        check(waiter.p.poll() is None, "wait returned before the commands existed",
+              waiter.describe())
+        sv = Proc([CMDIPC, "serve", addr, "-c", "late.cmd=cat", "-c", "late.other=true"],
+                  "serve late")
+        check(waiter.wait() == 0, "wait failed", waiter.describe())
+        check(caller.wait() == 0, "call --wait failed", caller.describe())
+        check(caller.output() == ['"x"'], caller.describe())
+        # Once up, wait returns at once; without COMMAND it waits for an answer.
+        expect(["wait", addr, "late.cmd"], 0, out="")
+        expect(["wait", addr], 0, out="")
+    finally:
+        for p in (waiter, caller, sv, hub):
+            if p is not None:
+                p.kill()
+
+
+@test
+def wait_times_out_saying_what_is_missing():
+    t0 = time.monotonic()
+    _, se = expect(["wait", "-t", "0.3", "unix://%s/nobody.sock" % M.dir], EXIT["unavailable"],
+                   err="did not answer within 300ms")
+    _, se = expect(["wait", "-t", "0.5", M.unix, "text.echo", "never.served"],
+                   EXIT["not_found"], err="never.served is not reachable")
+    _, se = expect(["--json", "wait", "-t", "0.3", M.unix, "never.served"], EXIT["not_found"])
+    err = json.loads(se.strip().splitlines()[-1])
+    check(err["code"] == "not_found" and err["exit"] == 10, err)
+    expect(["call", "--wait", "--connect-timeout", "0.3", M.unix, "never.served"],
+           EXIT["not_found"], err="never.served is not reachable")
+    check(time.monotonic() - t0 < 20, "the waits took too long")
+
+
+# ---------------------------------------------------------------------------
+# call --lines.
+
+@test
+def call_lines_prints_one_result_per_line_in_order():
+    stdin = '{"a":1,"b":2}\n\n  \n{"a":3,"b":4}\nnot json\n{"a":"x","b":1}\r\n{"a":5,"b":6}'
+    so, se = expect(["call", "--lines", M.unix, "math.add"], EXIT["usage"], stdin=stdin)
+    # Blank lines are skipped; a failed request prints an empty line; the exit
+    # status is the first failure's (line 5: invalid JSON is a usage error).
+    check(so == "3\n7\n\n\n11\n", "stdout %r" % so)
+    check("line 5: usage: the request is not valid JSON" in se, se)
+    check("line 6: invalid_request:" in se, se)
+    so, se = expect(["call", "--lines", "-j", "4", M.tcp, "text.echo"], 0,
+                    stdin="".join('{"n":%d}\n' % i for i in range(200)))
+    check([json.loads(l)["n"] for l in so.splitlines()] == list(range(200)), so[:200])
+    # From a file rather than a pipe, and with no request at all.
+    path = "%s/requests" % M.dir
+    with open(path, "w") as f:
+        f.write('"a"\n"b"\n')
+    with open(path) as f:
+        r = subprocess.run([CMDIPC, "call", "-l", M.unix, "text.upper"], stdin=f,
+                           capture_output=True, text=True, timeout=TIMEOUT)
+    check(r.returncode == 0 and r.stdout == '"A"\n"B"\n', r)
+    expect(["call", "--lines", M.unix, "text.upper"], 0, stdin="", out="")
+    expect(["call", "--lines", M.unix, "text.upper", '"x"'], EXIT["usage"], err="stdin")
+    expect(["call", "-j", "2", M.unix, "text.upper", '"x"'], EXIT["usage"], err="--lines")
+    expect(["call", "--lines", "-j", "2000", M.unix, "text.upper"], EXIT["usage"], err="1024")
+
+
+@test
+def call_lines_pipelines_jobs_and_keeps_the_order():
+    # The first request only finishes once the second ran: with one call at a
+    # time it could never finish; with -j 2 both do, printed in input order.
+    flag = "%s/sync-%s" % (M.dir, uuid.uuid4().hex)
+    stdin = '"w:%s"\n"t:%s"\n' % (flag, flag)
+    so, se = expect(["call", "--lines", "-j", "2", "-t", "20", M.unix, "sync.step"], 0,
+                    stdin=stdin)
+    check(so == '"waited"\n"touched"\n', "stdout %r" % so, se)
+    flag2 = flag + "-2"
+    so, se = expect(["call", "--lines", "-t", "1", M.unix, "sync.step"], EXIT["timeout"],
+                    stdin='"w:%s"\n"t:%s"\n' % (flag2, flag2))
+    check(so == '\n"touched"\n' and "line 1: timeout" in se, "stdout %r" % so, se)
+
+
+@test
+def call_lines_json_errors_name_the_line():
+    so, se = expect(["call", "--lines", "--json", M.unix, "math.add"], EXIT["invalid_request"],
+                    stdin='{"a":1,"b":1}\n{"a":"no"}\n')
+    check(so == "2\n\n", so)
+    errs = [json.loads(l) for l in se.splitlines()]
+    check(len(errs) == 1 and errs[0]["line"] == 2 and errs[0]["code"] == "invalid_request"
+          and errs[0]["exit"] == 11 and errs[0]["level"] == "error", "errors: %r" % errs)
+
+
+# ---------------------------------------------------------------------------
+# Schemas, describe.
+
+@test
+def serve_schema_is_shown_by_list_and_describe():
+    got = list_ids(M.unix)
+    check(got["schema.cmd"].get("schema") == SCHEMA, got["schema.cmd"])
+    so, _ = expect(["list", "--schema", M.unix], 0)
+    lines = so.splitlines()
+    i = [n for n, l in enumerate(lines) if l.startswith("schema.cmd ")][0]
+    check(json.loads(lines[i + 1].split("schema: ", 1)[1]) == SCHEMA, lines[i:i + 2])
+    so, _ = expect(["describe", M.tcp, "schema.cmd"], 0)
+    check("command:     schema.cmd\n" in so and "description: Has a schema\n" in so, so)
+    check("owner:       cmdipc[%d] (channel conn-" % M.serve_a.p.pid in so, so)
+    body = so.split("schema:\n", 1)[1]
+    check(json.loads(body) == SCHEMA, body)
+    so, _ = expect(["describe", "--json", M.unix, "schema.cmd"], 0)
+    check(json.loads(so)["schema"] == SCHEMA and json.loads(so)["id"] == "schema.cmd", so)
+    so, _ = expect(["describe", M.unix, "text.echo"], 0)
+    check("schema:      (none)" in so, so)
+    expect(["describe", M.unix, "no.such"], EXIT["not_found"], err="not reachable")
+    # Inline JSON; refused schemas.
+    sv = Proc([CMDIPC, "serve", "--listen", "unix://%s/schema.sock" % M.dir, "-c", "i.cmd=cat",
+               "-s", 'i.cmd={"request":{"type":"string"}}'], "serve inline schema")
+    try:
+        sv.wait_line(lambda l: l.startswith("listening "))
+        so, _ = expect(["describe", "--json", "%s/schema.sock" % M.dir, "i.cmd"], 0)
+        check(json.loads(so)["schema"] == {"request": {"type": "string"}}, so)
+    finally:
+        sv.kill()
+    for spec, err in (("x=%s/none.json" % M.dir, "cannot read"),
+                      ('x={"request":1,"extra":2}', "unexpected member"),
+                      ('x={"a":', "not valid JSON"), ("y={}", "no --command y")):
+        expect(["serve", M.unix, "-c", "x=true", "-s", spec], EXIT["usage"], err=err)
+    path = "%s/array.json" % M.dir
+    with open(path, "w") as f:
+        f.write("[1]")
+    expect(["serve", M.unix, "-c", "x=true", "-s", "x=" + path], EXIT["usage"],
+           err="expected a JSON object")
+
+
+@test
+def list_sorts_what_a_plain_registry_answers():
+    addr = "unix://%s/unsorted.sock" % M.dir
+    sv = Proc([CMDIPC, "serve", "--listen", addr, "-c", "z.last=true", "-c", "a.first=true",
+               "-c", "m.mid=true"], "serve unsorted")
+    try:
+        sv.wait_line(lambda l: l.startswith("listening "))
+        so, _ = expect(["list", "--no-header", addr], 0)
+        check([l.split()[0] for l in so.splitlines()] == ["a.first", "m.mid", "z.last"], so)
+        so, _ = expect(["list", "--json", addr], 0)
+        check([json.loads(l)["id"] for l in so.splitlines()] == ["a.first", "m.mid", "z.last"],
+              so)
+    finally:
+        sv.kill()
+
+
+# ---------------------------------------------------------------------------
+# --json, -q, listen --timestamps, emit --timeout.
+
+@test
+def json_errors_are_one_line_with_code_and_message():
+    cases = [
+        (["--json", "call", M.unix, "no.such"], "not_found", 10, 'command "no.such"'),
+        (["call", "--json", M.unix, "math.add", '{"a":"x"}'], "invalid_request", 11, "expected"),
+        (["call", "--json", M.unix, "sh.fail"], "internal_error", 12, "oops"),
+        (["--json", "call"], "usage", 64, "expected ADDR"),
+        (["--json", "call", "--bogus", M.unix, "x"], "usage", 64, "--bogus"),
+        (["--json", "frobnicate"], "usage", 64, "frobnicate"),
+        (["--json", "list", "unix://%s/none.sock" % M.dir], "unavailable", 69, "cannot connect"),
+        (["--json", "serve", M.tcp, "-c", "text.echo=cat"], "duplicate_command", 15,
+         "already served"),
+    ]
+    for args, code, status, text in cases:
+        so, se = expect(args, status)
+        lines = [json.loads(l) for l in se.strip().splitlines()]  # every line is JSON
+        errors = [l for l in lines if l["level"] == "error"]
+        check(len(errors) == 1 and all(l["level"] == "warning" for l in lines if l not in errors),
+              "cmdipc %s: not one error line: %r" % (args, se))
+        err = errors[0]
+        check(err == {"level": "error", "code": code, "exit": status,
+                      "message": err.get("message")} and text in err["message"],
+              "cmdipc %s: %r" % (args, err))
+        check(not err["message"].startswith(code + ":"), err)
+
+
+@test
+def quiet_prints_nothing_but_keeps_the_exit_status():
+    expect(["call", "-q", M.unix, "text.echo", "1"], 0, out="", err="")
+    expect(["-q", "list", M.unix], 0, out="")
+    expect(["describe", "-q", M.unix, "text.echo"], 0, out="")
+    _, se = expect(["call", "-q", M.unix, "no.such"], EXIT["not_found"], out="")
+    check("not_found" in se, "errors still go to stderr: %r" % se)
+    d = "%s/quiet" % M.dir
+    os.mkdir(d)
+    hub = Proc([CMDIPC, "hub", "-q", "%s/hub.sock" % d], "hub -q")
+    try:
+        expect(["wait", "%s/hub.sock" % d], 0)
+        hub.signal(signal.SIGTERM)
+        check(hub.wait() == 0 and hub.output() == [], hub.describe())
+    finally:
+        hub.kill()
+
+
+@test
+def listen_timestamps():
+    lst = Proc([CMDIPC, "listen", "-v", "-T", "-n", "1", M.unix, "ts.*"], "listen -T")
+    lst.wait_line(lambda l: "listening on" in l, key="err")
+    before = time.time()
+    expect(["emit", M.unix, "ts.one", "[1]"], 0)
+    check(lst.wait() == 0, lst.describe())
+    ev = json.loads(lst.output()[0])
+    check(list(ev) == ["time", "eventId", "payload"] and ev["payload"] == [1], ev)
+    check(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", ev["time"]), ev)
+    t = calendar.timegm(time.strptime(ev["time"][:19], "%Y-%m-%dT%H:%M:%S"))
+    check(abs(t - before) < 60, "time %s is not now" % ev["time"])
+
+
+class SilentPeer:
+    """A Unix socket that accepts and reads but never answers (not a cmd-ipc
+    registry, or a stuck one); close_after: close once a line with it came."""
+
+    def __init__(self, path, close_after=None):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.bind(path)
+        self.sock.listen(4)
+        self.close_after = close_after
+        self.conns = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._read, args=(c,), daemon=True).start()
+
+    def _read(self, c):
+        data = b""
+        while True:
+            try:
+                got = c.recv(65536)
+            except OSError:
+                return
+            if not got:
+                return
+            data += got
+            if self.close_after and self.close_after.encode() in data:
+                c.close()
+                return
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+
+@test
+def emit_timeout_and_what_it_says():
+    path = "%s/silent.sock" % M.dir
+    peer = SilentPeer(path)
+    try:
+        t0 = time.monotonic()
+        _, se = expect(["emit", "--timeout", "0.5", path, "e.silent"], EXIT["timeout"],
+                       err="did not confirm it within 500ms")
+        check("lost" not in se, "nothing was lost: %r" % se)
+        check(time.monotonic() - t0 < 15, "emit did not honour --timeout")
+    finally:
+        peer.close()
+    path = "%s/closing.sock" % M.dir
+    peer = SilentPeer(path, close_after='"eventId":"e.closed"')
+    try:
+        expect(["emit", path, "e.closed"], EXIT["channel_disconnected"],
+               err="lost before it was confirmed")
+    finally:
+        peer.close()
+
+
+# ---------------------------------------------------------------------------
+# Addresses: CMDIPC_ADDR and plain socket paths.
+
+@test
+def addresses_from_cmdipc_addr_and_plain_paths():
+    path = M.unix[len("unix://"):]
+    env = dict(os.environ, CMDIPC_ADDR=path)
+
+    def run(args, cwd=None, e=env):
+        r = subprocess.run([CMDIPC] + args, capture_output=True, text=True, env=e, cwd=cwd,
+                           timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+        return r.returncode, r.stdout, r.stderr
+
+    check(run(["call", "text.echo", "1"])[:2] == (0, "1\n"), run(["call", "text.echo", "1"]))
+    check(run(["call", "text.upper", '"a"'])[1] == '"A"\n', "")
+    rc, so, _ = run(["list", "--no-header"])
+    check(rc == 0 and "text.echo" in so, so)
+    check(run(["wait", "text.echo"])[0] == 0, "wait with CMDIPC_ADDR")
+    check(run(["describe", "text.echo"])[0] == 0, "describe with CMDIPC_ADDR")
+    # An address given wins over the environment; a plain path is unix://.
+    rc, so, se = run(["call", M.tcp, "text.echo", "2"], e=dict(env, CMDIPC_ADDR="/nowhere"))
+    check((rc, so) == (0, "2\n"), se)
+    expect(["call", path, "text.echo", "3"], 0, out="3\n")
+    rc, so, se = run(["call", "./hub.sock", "text.echo", "4"], cwd=M.dir, e=os.environ)
+    check((rc, so) == (0, "4\n"), se)
+    rc, so, se = run(["call", "text.echo"], e=dict(os.environ, CMDIPC_ADDR=""))
+    check(rc == EXIT["usage"] and "CMDIPC_ADDR" in se, se)
+    # A hub without ADDR listens on CMDIPC_ADDR.
+    d = "%s/envhub" % M.dir
+    os.mkdir(d)
+    hub = subprocess.Popen([CMDIPC, "hub"], env=dict(os.environ, CMDIPC_ADDR=d + "/h.sock"),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)
+    try:
+        line = hub.stdout.readline()
+        check(line == "listening unix://%s/h.sock\n" % d, line)
+    finally:
+        hub.kill()
+        hub.wait()
 
 
 @test
